@@ -1,0 +1,124 @@
+"""The one interface every backend speaks: submit a job, stream progress events, get images.
+
+    async for event in backend.run(work):
+        Progress(step, total, preview)  -- zero or more, in order
+        Finished(images)                -- exactly once, last
+
+A backend raises ``BackendError`` (localized, maybe retryable) or ``JobCancelled``;
+it never returns without a ``Finished``. The local diffusers engine, each vendor client
+and each image tool implement this same protocol, so the scheduler and the handlers
+never learn which one ran a job.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from engine.jobs import JobSpec
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    # A small JPEG of the current state, when the backend has one (local latents, vendor preview).
+    preview: bytes | None = None
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.total <= 0 else min(1.0, self.step / self.total)
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    png: bytes  # always PNG; the handlers add the parameters text chunk
+    seed: int | None = None
+    # Set when a vendor withheld the picture (moderation). The handlers tell the user and
+    # do not charge for it.
+    withheld_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    images: list[ResultImage]
+
+
+BackendEvent = Progress | Finished
+
+
+class CancelToken:
+    """Thread-safe cancel flag: set from the event loop, read inside a worker thread."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class MediaReader(Protocol):
+    """Read access to stored images (uploads, masks, earlier results) by media key."""
+
+    def read(self, key: str) -> bytes: ...
+
+    def public_url(self, key: str) -> str:
+        """An unguessable, expiring link a vendor may fetch; raises if no public base URL is set."""
+        ...
+
+
+@dataclass
+class Work:
+    """Everything a backend gets for one job."""
+
+    job_id: str
+    spec: JobSpec
+    media: MediaReader
+    cancel: CancelToken = field(default_factory=CancelToken)
+    # Vendor task state saved earlier (task ids...), so polling resumes after a restart.
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    # Persist ``checkpoint`` (call it after every change a restart must not lose).
+    save_checkpoint: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+    async def remember(self, **values: Any) -> None:
+        self.checkpoint.update(values)
+        if self.save_checkpoint is not None:
+            await self.save_checkpoint(dict(self.checkpoint))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model a backend can run, with the defaults the handlers fill in for it."""
+
+    name: str
+    backend: str
+    title: str = ""
+    kinds: tuple[str, ...] = ("txt2img", "img2img", "inpaint")
+    default_steps: int = 20
+    default_cfg: float = 7.0
+    default_size: int = 512  # the side of a square image at aspect 1:1
+    control_types: tuple[str, ...] = ()
+    nsfw: bool = False
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    # How many jobs this backend runs at once (a GPU: 1; a vendor: a few).
+    concurrency: int
+
+    def supports(self, spec: JobSpec) -> bool: ...
+
+    def run(self, work: Work) -> AsyncIterator[BackendEvent]: ...
+
+    async def models(self) -> list[ModelInfo]:
+        """What ``--model`` may name on this backend (may be cached with a TTL)."""
+        ...
+
+    async def close(self) -> None: ...

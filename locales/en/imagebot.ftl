@@ -1,0 +1,147 @@
+## Core messages of imagebot (handlers, console). Placeholders are { $name }.
+
+help =
+    🎨 I make and edit pictures.
+    /imagine <prompt> [flags] — make pictures. Flags: --ar 3:2, --seed 7, --n 4, --steps 20, --cfg 7,
+      --no blurry, text, --model NAME, --backend NAME, --strength 0.6, --style NAME, --control canny
+    Send a photo with an /imagine caption, or reply /imagine to a photo, to repaint it.
+    Reply to one of my results with only flags (e.g. --seed 9) to run it again with those changes.
+    /upscale — reply to a picture to enlarge it. /swap — reply to a picture with a face photo attached.
+    /settings — your defaults · /balance — your quota ({ $daily } free pictures a day) · /models · /lang · /cancel
+cmd-imagine = Make pictures from a prompt
+cmd-swap = Swap a face into a picture
+cmd-upscale = Enlarge a picture
+cmd-settings = Your default size, model, steps…
+cmd-balance = Your free pictures and credits
+cmd-models = Models you can use
+cmd-lang = Change the language
+cmd-cancel = Cancel your running jobs
+cmd-help = How to use the bot
+cmd-grant = Give credits (admin)
+cmd-stats = Bot statistics (admin)
+cmd-pause = Pause new jobs (admin)
+cmd-resume = Resume new jobs (admin)
+
+console-welcome = imagebot console. Type /help for commands, /quit to leave. Backends: { $backends }.
+
+## Status of a job
+status-queued = ⏳ Queued — position { $position }
+status-running = 🎨 { $bar } { $percent }% ({ $step }/{ $total })
+status-eta = · about { $seconds }s left
+job-failed = ❌ { $reason }{ $refunded ->
+    [0] {""}
+   *[other] {" "}Your { $refunded } credit(s) were refunded.
+}
+job-cancelled = 🚫 Cancelled.{ $refunded ->
+    [0] {""}
+   *[other] {" "}{ $refunded } credit(s) refunded.
+}
+result-withheld = ⚠️ { $count } picture(s) were withheld by the service ({ $reason }) and not charged.
+
+## Results
+caption-params = seed { $seed } · { $steps } steps · cfg { $cfg } · { $width }×{ $height } · { $model }
+caption-faceswap = Face swap
+caption-upscale = Upscaled
+button-reroll = 🔄 Reroll
+button-cancel = ✖ Cancel
+
+## Buttons
+press-invalid = This button is no longer valid here.
+press-not-yours = Only the person who asked for this picture can do that.
+press-queued = On it!
+settings-saved = Saved.
+cancel-too-late = Too late to cancel: the pictures are being delivered.
+
+## Commands
+settings-show =
+    ⚙️ Your settings
+    backend: { $backend }
+    model: { $model }
+    aspect: { $ar }
+    steps: { $steps }
+    pictures per job: { $n }
+    language: { $lang }
+    send originals as files: { $originals }
+    Change with: /settings ar 3:2 · /settings model NAME · /settings steps 20 · /settings n 2 · /settings reset
+yes = yes
+no = no
+balance =
+    💳 Free pictures left today: { $free } of { $daily }
+    Credits: { $credits }
+    Held by running jobs: { $reserved } ({ $jobs } open job(s))
+models-header = Models you can use with --model NAME:
+models-line = • { $backend }: { $models }
+lang-set = Language set to { $lang }.
+lang-choose = Choose your language:
+cancel-nothing = You have nothing running.
+cancel-done = Cancelled { $count } job(s).
+grant-done = Granted { $amount } credit(s) to { $user }; they now have { $credits }.
+stats = Users { $users } · queued { $queued } · running { $running } · done { $done } · failed { $failed } · cancelled { $cancelled } · waiting in memory { $waiting }
+paused = New jobs are paused.
+resumed = New jobs are accepted again.
+
+## Errors
+error-internal = Something went wrong on our side. Nothing was charged.
+error-job-crashed = This job stopped the bot several times, so it was given up.
+error-job-timeout = The job took longer than { $seconds }s and was stopped.
+error-backend-cannot = The backend { $backend } cannot do { $kind } jobs.
+error-backend-unknown = There is no backend called “{ $backend }”. Choose one of: { $choices }.
+error-backend-no-result = The backend { $backend } finished without pictures.
+error-model-unknown = There is no model “{ $model }” on { $backend }. Choose one of: { $choices }.
+error-paused = The bot is paused for maintenance. Please try again later.
+error-quota = You need { $needed } credit(s) but have { $available } ({ $daily } free pictures a day). Try fewer pictures (--n) or wait for tomorrow.
+error-too-many-queued = You already have { $count } job(s) waiting. Please wait for one to finish.
+error-queue-full = The queue is full right now. Please try again in a minute.
+error-prompt-empty = Please describe the picture, e.g. /imagine a red fox in snow.
+error-rerun-not-generation = Only generated pictures can be re-run with new flags.
+error-control-type = “{ $value }” is not a control type. Choose one of: { $choices }.
+error-needs-image = { $command } needs a picture: attach one or reply to one.
+error-swap-needs-two = /swap needs two pictures: reply to the picture and attach the face photo.
+error-chat-admin-only = Only the chat's admins can change the chat's defaults.
+error-admin-only = Only bot admins can do that.
+error-grant-usage = Usage: /grant platform:user_id amount
+error-settings-usage = Usage: /settings KEY VALUE, e.g. /settings ar 3:2 — or /settings reset
+error-setting-value = “{ $value }” is not a valid { $key }. Try: { $choices }.
+error-setting-unknown = There is no setting “{ $key }”. Settings: { $choices }.
+error-file-not-found = Cannot read the file { $path }.
+
+error-flag-value = { $flag } needs { $expected ->
+    [integer] a whole number
+    [number] a number
+    [ratio] an aspect like 3:2
+    [size] a size like 768x512
+    [name] a name
+   *[other] a value
+}, not “{ $value }”.
+error-flag-repeated = { $flag } is given twice.
+error-flag-missing-value = { $flag } needs a value.
+error-unknown-flags = Unknown flag(s): { $flags }. Known flags: { $known }.
+error-flag-console-only = { $flag } works only in the console. Attach the picture instead.
+error-aspect-too-extreme = The aspect { $value } is too extreme (at most 4:1).
+
+error-too-long = { $field } is too long ({ $value }); the limit is { $limit }.
+error-too-short = { $field } is too short.
+error-too-small = { $field } = { $value } is too small; the minimum is { $limit }.
+error-too-large = { $field } = { $value } is too large; the maximum is { $limit }.
+error-not-a-number = { $field } must be a number, not “{ $value }”.
+error-not-one-of = { $field } must be one of { $choices }, not “{ $value }”.
+error-multiple-of-8 = { $field } = { $value } must be a multiple of 8.
+error-too-many-pixels = { $width }×{ $height } is too large; at most 2048×2048 pixels in all.
+error-missing = { $field } is missing.
+error-invalid = { $field } = “{ $value }” is not valid.
+
+error-image-too-big = The { $what ->
+    [mask] mask
+    [face] face photo
+   *[other] picture
+} is too big (at most { $mb } MB).
+error-image-too-many-pixels = The { $what ->
+    [mask] mask
+    [face] face photo
+   *[other] picture
+} is too large ({ $width }×{ $height }); at most 4096×4096.
+error-image-corrupt = The { $what ->
+    [mask] mask
+    [face] face photo
+   *[other] picture
+} cannot be read. Please send a PNG, JPEG or WebP image.

@@ -1,0 +1,147 @@
+## imagebot 核心消息（处理器、控制台）。占位符写作 { $name }。
+
+help =
+    🎨 我可以生成和编辑图片。
+    /imagine <描述> [参数] — 生成图片。参数：--ar 3:2、--seed 7、--n 4、--steps 20、--cfg 7、
+      --no 模糊, 文字、--model 名称、--backend 名称、--strength 0.6、--style 名称、--control canny
+    发送带 /imagine 说明的照片，或用 /imagine 回复一张照片，即可重绘它。
+    只带参数（如 --seed 9）回复我的结果，会按新参数重新生成。
+    /upscale — 回复一张图片来放大。/swap — 回复一张图片并附上人脸照片来换脸。
+    /settings — 默认设置 · /balance — 额度（每天免费 { $daily } 张）· /models · /lang · /cancel
+cmd-imagine = 根据描述生成图片
+cmd-swap = 把人脸换到图片里
+cmd-upscale = 放大图片
+cmd-settings = 默认尺寸、模型、步数等
+cmd-balance = 免费额度和积分
+cmd-models = 可用的模型
+cmd-lang = 切换语言
+cmd-cancel = 取消正在进行的任务
+cmd-help = 使用说明
+cmd-grant = 发放积分（管理员）
+cmd-stats = 机器人统计（管理员）
+cmd-pause = 暂停接收新任务（管理员）
+cmd-resume = 恢复接收新任务（管理员）
+
+console-welcome = imagebot 控制台。输入 /help 查看命令，/quit 退出。后端：{ $backends }。
+
+## 任务状态
+status-queued = ⏳ 排队中 — 第 { $position } 位
+status-running = 🎨 { $bar } { $percent }%（{ $step }/{ $total }）
+status-eta = · 约剩 { $seconds } 秒
+job-failed = ❌ { $reason }{ $refunded ->
+    [0] {""}
+   *[other] {" "}已退还 { $refunded } 点额度。
+}
+job-cancelled = 🚫 已取消。{ $refunded ->
+    [0] {""}
+   *[other] {" "}已退还 { $refunded } 点额度。
+}
+result-withheld = ⚠️ 有 { $count } 张图片被服务方拦截（{ $reason }），未扣费。
+
+## 结果
+caption-params = 种子 { $seed } · { $steps } 步 · cfg { $cfg } · { $width }×{ $height } · { $model }
+caption-faceswap = 换脸
+caption-upscale = 已放大
+button-reroll = 🔄 重新生成
+button-cancel = ✖ 取消
+
+## 按钮
+press-invalid = 这个按钮在这里已失效。
+press-not-yours = 只有发起这张图片的人可以这样做。
+press-queued = 马上处理！
+settings-saved = 已保存。
+cancel-too-late = 来不及取消了：图片正在发送。
+
+## 命令
+settings-show =
+    ⚙️ 你的设置
+    后端：{ $backend }
+    模型：{ $model }
+    宽高比：{ $ar }
+    步数：{ $steps }
+    每次张数：{ $n }
+    语言：{ $lang }
+    以文件发送原图：{ $originals }
+    修改示例：/settings ar 3:2 · /settings model 名称 · /settings steps 20 · /settings n 2 · /settings reset
+yes = 是
+no = 否
+balance =
+    💳 今日剩余免费张数：{ $free } / { $daily }
+    积分：{ $credits }
+    进行中任务占用：{ $reserved }（{ $jobs } 个未完成任务）
+models-header = 可以用 --model 名称 选择的模型：
+models-line = • { $backend }：{ $models }
+lang-set = 语言已设为 { $lang }。
+lang-choose = 请选择语言：
+cancel-nothing = 你没有正在进行的任务。
+cancel-done = 已取消 { $count } 个任务。
+grant-done = 已给 { $user } 发放 { $amount } 积分，现有 { $credits }。
+stats = 用户 { $users } · 排队 { $queued } · 运行 { $running } · 完成 { $done } · 失败 { $failed } · 取消 { $cancelled } · 内存队列 { $waiting }
+paused = 已暂停接收新任务。
+resumed = 已恢复接收新任务。
+
+## 错误
+error-internal = 我们这边出了点问题，没有扣费。
+error-job-crashed = 这个任务多次导致机器人中断，已放弃。
+error-job-timeout = 任务超过 { $seconds } 秒，已停止。
+error-backend-cannot = 后端 { $backend } 不支持 { $kind } 任务。
+error-backend-unknown = 没有名为“{ $backend }”的后端。可选：{ $choices }。
+error-backend-no-result = 后端 { $backend } 结束了，但没有返回图片。
+error-model-unknown = { $backend } 上没有模型“{ $model }”。可选：{ $choices }。
+error-paused = 机器人正在维护，请稍后再试。
+error-quota = 需要 { $needed } 点额度，你只有 { $available } 点（每天免费 { $daily } 张）。可以减少张数（--n）或明天再来。
+error-too-many-queued = 你已有 { $count } 个任务在等待，请等其中一个完成。
+error-queue-full = 队列已满，请一分钟后再试。
+error-prompt-empty = 请描述想要的图片，例如：/imagine 雪地里的红狐狸。
+error-rerun-not-generation = 只有生成的图片可以用新参数重新生成。
+error-control-type = “{ $value }”不是控制类型。可选：{ $choices }。
+error-needs-image = { $command } 需要一张图片：请附上或回复一张图片。
+error-swap-needs-two = /swap 需要两张图片：回复目标图片，并附上人脸照片。
+error-chat-admin-only = 只有群管理员可以修改群默认设置。
+error-admin-only = 只有机器人管理员可以这样做。
+error-grant-usage = 用法：/grant 平台:用户ID 数量
+error-settings-usage = 用法：/settings 键 值，例如 /settings ar 3:2 —— 或 /settings reset
+error-setting-value = “{ $value }”不是有效的 { $key }。可以试试：{ $choices }。
+error-setting-unknown = 没有设置项“{ $key }”。可用设置：{ $choices }。
+error-file-not-found = 无法读取文件 { $path }。
+
+error-flag-value = { $flag } 需要{ $expected ->
+    [integer] 一个整数
+    [number] 一个数字
+    [ratio] 像 3:2 这样的宽高比
+    [size] 像 768x512 这样的尺寸
+    [name] 一个名称
+   *[other] 一个值
+}，而不是“{ $value }”。
+error-flag-repeated = { $flag } 重复出现了。
+error-flag-missing-value = { $flag } 需要一个值。
+error-unknown-flags = 未知参数：{ $flags }。可用参数：{ $known }。
+error-flag-console-only = { $flag } 只能在控制台使用，请直接附上图片。
+error-aspect-too-extreme = 宽高比 { $value } 太极端了（最多 4:1）。
+
+error-too-long = { $field } 太长了（{ $value }），上限是 { $limit }。
+error-too-short = { $field } 太短了。
+error-too-small = { $field } = { $value } 太小，最小为 { $limit }。
+error-too-large = { $field } = { $value } 太大，最大为 { $limit }。
+error-not-a-number = { $field } 必须是数字，而不是“{ $value }”。
+error-not-one-of = { $field } 必须是 { $choices } 之一，而不是“{ $value }”。
+error-multiple-of-8 = { $field } = { $value } 必须是 8 的倍数。
+error-too-many-pixels = { $width }×{ $height } 太大了，总像素最多 2048×2048。
+error-missing = 缺少 { $field }。
+error-invalid = { $field } = “{ $value }”无效。
+
+error-image-too-big = { $what ->
+    [mask] 蒙版
+    [face] 人脸照片
+   *[other] 图片
+}太大了（最多 { $mb } MB）。
+error-image-too-many-pixels = { $what ->
+    [mask] 蒙版
+    [face] 人脸照片
+   *[other] 图片
+}尺寸太大（{ $width }×{ $height }），最多 4096×4096。
+error-image-corrupt = 无法读取这张{ $what ->
+    [mask] 蒙版
+    [face] 人脸照片
+   *[other] 图片
+}。请发送 PNG、JPEG 或 WebP 图片。

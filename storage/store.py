@@ -1,0 +1,437 @@
+"""SQLite through aiosqlite: users and settings, jobs, and the quota ledger.
+
+One connection per process, WAL mode so a second process (a restarted bot, a CLI
+command) can read and write the same file. Every multi-row change runs in one
+``BEGIN IMMEDIATE`` transaction under a lock, so a job and its quota reservation are
+written together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.jobs import JobSpec, dump_job_spec, parse_job_spec
+from storage.records import Balance, ChatCoordinates, JobRecord, JobState, ResultRecord, User
+from storage.schema import migrate
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, needed: int, balance: Balance) -> None:
+        super().__init__(f"needs {needed}, has {balance.available}")
+        self.needed = needed
+        self.balance = balance
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def new_job_id() -> str:
+    # 12 url-safe characters: short enough for 64-byte button payloads, unguessable enough
+    # that a forged payload names no one else's job by chance.
+    return secrets.token_urlsafe(9)
+
+
+_JOB_COLUMNS = (
+    "id, user_id, spec, backend, state, platform, chat_id, thread_id, is_private, request_message_id, "
+    "requester_mention, status_message_id, language, cost_per_image, results, delivered, checkpoint, "
+    "notes, error_key, error_args, parent_job, attempts, created_at, finished_at"
+)
+
+
+def _job_from_row(row: aiosqlite.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        spec=parse_job_spec(row["spec"]),
+        backend=row["backend"],
+        state=JobState(row["state"]),
+        chat=ChatCoordinates(
+            platform=row["platform"],
+            chat_id=row["chat_id"],
+            thread_id=row["thread_id"],
+            is_private=bool(row["is_private"]),
+            request_message_id=row["request_message_id"],
+            requester_mention=row["requester_mention"],
+        ),
+        status_message_id=row["status_message_id"],
+        language=row["language"],
+        cost_per_image=row["cost_per_image"],
+        results=[ResultRecord(**r) for r in json.loads(row["results"])],
+        delivered=row["delivered"],
+        checkpoint=json.loads(row["checkpoint"]),
+        notes=json.loads(row["notes"]),
+        error_key=row["error_key"],
+        error_args=json.loads(row["error_args"] or "{}"),
+        parent_job=row["parent_job"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+class Storage:
+    def __init__(self, db: aiosqlite.Connection, *, daily_free: int) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+        self.daily_free = daily_free
+
+    @classmethod
+    async def open(cls, path: Path | str, *, daily_free: int = 20) -> Storage:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA busy_timeout=10000")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await migrate(db)
+        return cls(db, daily_free=daily_free)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    # --- users -------------------------------------------------------------------
+
+    async def user(self, platform: str, ext_id: str, display_name: str = "") -> User:
+        """The user, created on first sight."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO users (platform, ext_id, display_name, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (platform, ext_id) DO UPDATE SET display_name = "
+                "CASE WHEN excluded.display_name != '' THEN excluded.display_name ELSE display_name END",
+                (platform, ext_id, display_name, time.time()),
+            )
+        row = await self._one("SELECT * FROM users WHERE platform = ? AND ext_id = ?", (platform, ext_id))
+        assert row is not None
+        return self._user_from_row(row)
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return self._user_from_row(row) if row else None
+
+    @staticmethod
+    def _user_from_row(row: aiosqlite.Row) -> User:
+        return User(
+            id=row["id"],
+            platform=row["platform"],
+            ext_id=row["ext_id"],
+            display_name=row["display_name"],
+            language=row["language"],
+            settings=json.loads(row["settings"]),
+        )
+
+    async def set_language(self, user_id: int, language: str) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE users SET language = ? WHERE id = ?", (language, user_id))
+
+    async def update_user_settings(self, user_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the user's settings; a value of None removes the key."""
+        async with self._tx() as db:
+            async with db.execute("SELECT settings FROM users WHERE id = ?", (user_id,)) as cur:
+                row = await cur.fetchone()
+            settings = json.loads(row["settings"]) if row else {}
+            for k, v in changes.items():
+                if v is None:
+                    settings.pop(k, None)
+                else:
+                    settings[k] = v
+            await db.execute("UPDATE users SET settings = ? WHERE id = ?", (json.dumps(settings), user_id))
+        return settings
+
+    async def chat_settings(self, platform: str, chat_id: str) -> dict[str, Any]:
+        row = await self._one("SELECT settings FROM chats WHERE platform = ? AND chat_id = ?", (platform, chat_id))
+        return json.loads(row["settings"]) if row else {}
+
+    async def update_chat_settings(self, platform: str, chat_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT settings FROM chats WHERE platform = ? AND chat_id = ?", (platform, chat_id)
+            ) as cur:
+                row = await cur.fetchone()
+            settings = json.loads(row["settings"]) if row else {}
+            for k, v in changes.items():
+                if v is None:
+                    settings.pop(k, None)
+                else:
+                    settings[k] = v
+            await db.execute(
+                "INSERT INTO chats (platform, chat_id, settings) VALUES (?, ?, ?) "
+                "ON CONFLICT (platform, chat_id) DO UPDATE SET settings = excluded.settings",
+                (platform, chat_id, json.dumps(settings)),
+            )
+        return settings
+
+    # --- jobs + reservation -------------------------------------------------------
+
+    async def create_job(
+        self,
+        *,
+        user_id: int,
+        spec: JobSpec,
+        backend: str,
+        chat: ChatCoordinates,
+        language: str,
+        cost_per_image: int,
+        parent_job: str | None = None,
+        notes: list[dict[str, Any]] | None = None,
+        max_queued_per_user: int | None = None,
+    ) -> JobRecord:
+        """Write the job and reserve its quota in one transaction.
+
+        Raises QuotaExceeded (nothing written) when the user cannot pay for every image,
+        and TooManyQueued when the user already has ``max_queued_per_user`` open jobs.
+        """
+        job_id = new_job_id()
+        now = time.time()
+        amount = cost_per_image * spec.n
+        async with self._tx() as db:
+            if max_queued_per_user is not None:
+                async with db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN ('queued','running')", (user_id,)
+                ) as cur:
+                    (open_jobs,) = await cur.fetchone()  # type: ignore[misc]
+                if open_jobs >= max_queued_per_user:
+                    raise TooManyQueued(open_jobs)
+            if amount > 0:
+                await self._reserve(db, user_id, job_id, amount)
+            await db.execute(
+                "INSERT INTO jobs (id, user_id, kind, backend, spec, state, platform, chat_id, thread_id, "
+                "is_private, request_message_id, requester_mention, language, cost_per_image, notes, "
+                "parent_job, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id, user_id, spec.kind, backend, dump_job_spec(spec), chat.platform, chat.chat_id,
+                    chat.thread_id, int(chat.is_private), chat.request_message_id, chat.requester_mention,
+                    language, cost_per_image, json.dumps(notes or []), parent_job, now, now,
+                ),
+            )
+        job = await self.job(job_id)
+        assert job is not None
+        return job
+
+    async def job(self, job_id: str) -> JobRecord | None:
+        row = await self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(row) if row else None
+
+    async def jobs_in_states(self, states: Iterable[JobState]) -> list[JobRecord]:
+        states = list(states)
+        marks = ",".join("?" * len(states))
+        rows = await self._all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY created_at", [s.value for s in states]
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def open_jobs_of(self, user_id: int) -> list[JobRecord]:
+        rows = await self._all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE user_id = ? AND state IN ('queued','running','delivering') "
+            "ORDER BY created_at",
+            (user_id,),
+        )
+        return [_job_from_row(r) for r in rows]
+
+    async def set_state(
+        self, job_id: str, state: JobState, *, error_key: str | None = None, error_args: dict[str, Any] | None = None
+    ) -> None:
+        now = time.time()
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE jobs SET state = ?, updated_at = ?, finished_at = ?, error_key = COALESCE(?, error_key), "
+                "error_args = COALESCE(?, error_args), attempts = attempts + ? WHERE id = ?",
+                (
+                    state.value, now, now if state.finished else None, error_key,
+                    json.dumps(error_args) if error_args is not None else None,
+                    1 if state is JobState.RUNNING else 0, job_id,
+                ),
+            )
+
+    async def set_status_message(self, job_id: str, message_id: str | None) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE jobs SET status_message_id = ?, updated_at = ? WHERE id = ?",
+                             (message_id, time.time(), job_id))
+
+    async def set_checkpoint(self, job_id: str, checkpoint: dict[str, Any]) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE jobs SET checkpoint = ?, updated_at = ? WHERE id = ?",
+                             (json.dumps(checkpoint), time.time(), job_id))
+
+    async def set_results(self, job_id: str, results: list[ResultRecord]) -> None:
+        """Keep the produced images with the job and move it to ``delivering``."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE jobs SET results = ?, state = 'delivering', updated_at = ? WHERE id = ?",
+                (json.dumps([r.__dict__ for r in results]), time.time(), job_id),
+            )
+
+    async def mark_delivered(self, job_id: str, delivered: int, message_ids: list[str], chat_id: str,
+                             platform: str) -> None:
+        """Record that the first ``delivered`` results reached the chat, and charge them."""
+        job = await self.job(job_id)
+        assert job is not None
+        async with self._tx() as db:
+            await db.execute("UPDATE jobs SET delivered = MAX(delivered, ?), updated_at = ? WHERE id = ?",
+                             (delivered, time.time(), job_id))
+            for mid in message_ids:
+                await db.execute(
+                    "INSERT OR IGNORE INTO job_messages (platform, chat_id, message_id, job_id) VALUES (?, ?, ?, ?)",
+                    (platform, chat_id, mid, job_id),
+                )
+            if job.cost_per_image > 0:
+                for index, result in enumerate(job.results[:delivered]):
+                    if result.media_key:  # withheld images are not charged
+                        await self._commit(db, job, index)
+
+    async def job_for_message(self, platform: str, chat_id: str, message_id: str) -> JobRecord | None:
+        """The job whose result (or status) message this is: for replies and button presses."""
+        row = await self._one(
+            "SELECT job_id FROM job_messages WHERE platform = ? AND chat_id = ? AND message_id = ?",
+            (platform, chat_id, message_id),
+        )
+        if row is None:
+            row = await self._one(
+                "SELECT id AS job_id FROM jobs WHERE platform = ? AND chat_id = ? AND status_message_id = ?",
+                (platform, chat_id, message_id),
+            )
+        return await self.job(row["job_id"]) if row else None
+
+    async def recent_jobs(self, limit: int = 20) -> list[JobRecord]:
+        rows = await self._all(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [_job_from_row(r) for r in rows]
+
+    async def stats(self) -> dict[str, int]:
+        rows = await self._all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        out = {r["state"]: r["n"] for r in rows}
+        row = await self._one("SELECT COUNT(*) AS n FROM users")
+        out["users"] = row["n"] if row else 0
+        return out
+
+    # --- the ledger -----------------------------------------------------------------
+
+    async def _pool_sums(self, db: aiosqlite.Connection, user_id: int, day: str) -> tuple[int, int]:
+        async with db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN pool = 'free' AND day = ? THEN amount END), 0), "
+            "COALESCE(SUM(CASE WHEN pool = 'credit' THEN amount END), 0) FROM ledger WHERE user_id = ?",
+            (day, user_id),
+        ) as cur:
+            free_delta, credits = await cur.fetchone()  # type: ignore[misc]
+        return free_delta, credits
+
+    async def _reserve(self, db: aiosqlite.Connection, user_id: int, job_id: str, amount: int) -> None:
+        day = today()
+        free_delta, credits = await self._pool_sums(db, user_id, day)
+        free_left = max(0, self.daily_free + free_delta)
+        from_free = min(amount, free_left)
+        from_credit = amount - from_free
+        if from_credit > credits:
+            raise QuotaExceeded(amount, Balance(free_left, self.daily_free, credits, 0))
+        now = time.time()
+        for pool, part in (("free", from_free), ("credit", from_credit)):
+            if part:
+                await db.execute(
+                    "INSERT INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
+                    "VALUES (?, ?, 'reserve', ?, ?, ?, ?, ?)",
+                    (user_id, job_id, pool, -part, day, f"reserve:{job_id}:{pool}", now),
+                )
+
+    async def _commit(self, db: aiosqlite.Connection, job: JobRecord, index: int) -> None:
+        await db.execute(
+            "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
+            "VALUES (?, ?, 'commit', 'spent', ?, ?, ?, ?)",
+            (job.user_id, job.id, job.cost_per_image, today(), f"commit:{job.id}:{index}", time.time()),
+        )
+
+    async def refund(self, job_id: str) -> int:
+        """Give back what the job held but did not commit. Idempotent; returns the amount."""
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT pool, entry, SUM(amount) AS total, MIN(day) AS day, MIN(user_id) AS user_id "
+                "FROM ledger WHERE job_id = ? GROUP BY pool, entry",
+                (job_id,),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            held = {r["pool"]: -r["total"] for r in rows if r["entry"] == "reserve"}
+            if not held:
+                return 0
+            if any(r["entry"] == "refund" for r in rows):
+                return 0
+            committed = sum(r["total"] for r in rows if r["entry"] == "commit")
+            user_id = rows[0]["user_id"]
+            day = next(r["day"] for r in rows if r["entry"] == "reserve")
+            give_back = max(0, sum(held.values()) - committed)
+            # Paid credits come back first, then the day's free images.
+            credit_back = min(give_back, held.get("credit", 0))
+            free_back = give_back - credit_back
+            now = time.time()
+            for pool, part in (("credit", credit_back), ("free", free_back)):
+                if not part:
+                    continue
+                await db.execute(
+                    "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
+                    "VALUES (?, ?, 'refund', ?, ?, ?, ?, ?)",
+                    (user_id, job_id, pool, part, day, f"refund:{job_id}:{pool}", now),
+                )
+            return give_back
+
+    async def grant(self, user_id: int, amount: int, *, note: str = "", idem_key: str | None = None) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, note, idem_key, created_at) "
+                "VALUES (?, NULL, 'grant', 'credit', ?, ?, ?, ?, ?)",
+                (user_id, amount, today(), note, idem_key, time.time()),
+            )
+
+    async def balance(self, user_id: int) -> Balance:
+        free_delta, credits = await self._pool_sums(self._db, user_id, today())
+        row = await self._one(
+            "SELECT COALESCE(-SUM(l.amount), 0) AS held FROM ledger l JOIN jobs j ON j.id = l.job_id "
+            "WHERE l.user_id = ? AND l.entry = 'reserve' AND j.state IN ('queued','running','delivering')",
+            (user_id,),
+        )
+        return Balance(
+            free_left_today=max(0, self.daily_free + free_delta),
+            daily_free=self.daily_free,
+            credits=credits,
+            reserved=row["held"] if row else 0,
+        )
+
+    async def ledger_of_job(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT entry, pool, amount, day, idem_key FROM ledger WHERE job_id = ? ORDER BY id", (job_id,)
+        )
+        return [dict(r) for r in rows]
+
+
+class TooManyQueued(Exception):
+    def __init__(self, open_jobs: int) -> None:
+        super().__init__(f"{open_jobs} open jobs")
+        self.open_jobs = open_jobs
