@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr = SecretStr("")
 
     # --- vendors (see shared seeds) ------------------------------------------------
-    paint4_base_url: str = "https://paint4.art"
+    paint4_base_url: str = ""  # https://paint4.art
     paint4_model: str = "Stable_Diffusion"
     aiimage_base_url: str = ""
     zhiqite_base_url: str = "https://zhiqite.market.alicloudapi.com/AIGCImgOpenServ"

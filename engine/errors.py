@@ -23,7 +23,7 @@ class Problem:
 class UserFacingError(Exception):
     """An error whose message the user should read, in their language."""
 
-    def __init__(self, key: str, **args: Any) -> None:
+    def __init__(self, key: str, /, **args: Any) -> None:
         super().__init__(key, args)
         self.key = key
         self.args_ = args
@@ -44,7 +44,7 @@ class BackendError(UserFacingError):
     whenever a BackendError ends it.
     """
 
-    def __init__(self, key: str, *, retryable: bool = False, backend: str = "", **args: Any) -> None:
+    def __init__(self, key: str, /, *, retryable: bool = False, backend: str = "", **args: Any) -> None:
         super().__init__(key, backend=backend, **args)
         self.retryable = retryable
         self.backend = backend

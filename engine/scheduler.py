@@ -95,6 +95,10 @@ class Scheduler:
         self._tasks.clear()
 
     @property
+    def max_total(self) -> int:
+        return self._max_total
+
+    @property
     def queued(self) -> int:
         return sum(len(lane) for lane in self._lanes.values())
 
@@ -122,6 +126,15 @@ class Scheduler:
             return None
         order = self._lanes[lane].order()
         return order.index(job_id) + 1 if job_id in order else None
+
+    def estimate_position(self, user: str, lane: str) -> int:
+        """Where a job this user submits now would wait, before it is submitted."""
+        target = self._lanes.get(lane)
+        if target is None:
+            return 1
+        mine = len(target.by_user.get(user, ()))
+        # Round-robin: everyone with more queued than this user goes once more before it.
+        return 1 + sum(min(len(q), mine + 1) for u, q in target.by_user.items() if u != user) + mine
 
     def is_running(self, job_id: str) -> bool:
         return any(job_id in lane.running for lane in self._lanes.values())

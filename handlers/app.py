@@ -270,17 +270,25 @@ class App:
                                   daily=self.storage.daily_free) from None
         except TooManyQueued as e:
             raise UserFacingError("error-too-many-queued", count=e.open_jobs) from None
-        # The job is durable now; only then does the user hear that it is queued.
-        try:
-            position = await self.scheduler.submit(job.id, str(ctx.user.id), backend_name)
-        except QueueFull:
-            await self.storage.refund(job.id)
-            await self.storage.set_state(job.id, JobState.FAILED, error_key="error-queue-full")
-            raise UserFacingError("error-queue-full") from None
-        status = await ctx.messenger.send_text(ctx.chat, status_queued(ctx.t, position), reply_to=ctx.message_id,
+        # The job is durable now; only then does the user hear that it is queued. The status
+        # message id is stored before the job can start, so every progress edit finds it.
+        if self.scheduler.queued >= self.scheduler.max_total:
+            await self._refuse_queue_full(job)
+        position = self.scheduler.estimate_position(str(ctx.user.id), backend_name)
+        text = "\n".join([status_queued(ctx.t, position)] + [ctx.t(n.key, **n.args) for n in notes])
+        status = await ctx.messenger.send_text(ctx.chat, text, reply_to=ctx.message_id,
                                                buttons=cancel_buttons(ctx.t, job.id))
         await self.storage.set_status_message(job.id, status.message_id)
+        try:
+            await self.scheduler.submit(job.id, str(ctx.user.id), backend_name)
+        except QueueFull:
+            await self._refuse_queue_full(job)
         return job
+
+    async def _refuse_queue_full(self, job: JobRecord) -> None:
+        await self.storage.refund(job.id)
+        await self.storage.set_state(job.id, JobState.FAILED, error_key="error-queue-full")
+        raise UserFacingError("error-queue-full")
 
     # --- settings and friends -------------------------------------------------------
 
@@ -613,7 +621,7 @@ def _preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
     Vendors map what they cannot do (a size, an image count) to their nearest valid value and
     say so, or refuse before any call; the notes end up in the result's caption.
     """
-    check = getattr(backend, "preflight", None)
+    check = getattr(backend, "check", None)
     if check is None:
         return []
     return list(check(spec))

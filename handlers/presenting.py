@@ -20,9 +20,11 @@ def status_queued(t: Translator, position: int) -> str:
 
 
 def status_running(t: Translator, *, step: int, total: int, eta_s: float | None) -> str:
-    fraction = step / total if total else 0.0
+    if total <= 0:
+        return t("status-starting")
+    fraction = step / total
     text = t("status-running", bar=progress_bar(fraction), percent=int(fraction * 100), step=step, total=total)
-    if eta_s is not None and step > 0:
+    if eta_s is not None and 0 < step < total:
         text += " " + t("status-eta", seconds=max(1, int(round(eta_s))))
     return text
 

@@ -125,7 +125,10 @@ class JobRunner:
         except TimeoutError:
             await self._fail(job, UserFacingError("error-job-timeout", seconds=int(self.job_timeout_s)))
         except asyncio.CancelledError:
-            raise  # shutting down: the job stays running in storage and recover() resumes it
+            # Shutting down: stop the worker thread too; the job stays 'running' in storage
+            # and recover() takes it back on the next start.
+            live.cancel.cancel()
+            raise
         except Exception:
             log.exception("job %s failed unexpectedly", job_id)
             await self._fail(job, UserFacingError("error-internal"))

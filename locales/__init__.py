@@ -45,7 +45,7 @@ def _localization(lang: str) -> FluentLocalization:
     return FluentLocalization(chain, ids, loader)
 
 
-def tr(lang: str | None, key: str, **args: Any) -> str:
+def tr(lang: str | None, key: str, /, **args: Any) -> str:
     """The message ``key`` in ``lang`` (falling back to English), with placeholders filled."""
     return _localization(normalize_language(lang)).format_value(key, args)
 
@@ -56,5 +56,5 @@ class Translator:
     def __init__(self, lang: str | None) -> None:
         self.lang = normalize_language(lang)
 
-    def __call__(self, key: str, **args: Any) -> str:
+    def __call__(self, key: str, /, **args: Any) -> str:
         return tr(self.lang, key, **args)

@@ -26,6 +26,7 @@ console-welcome = imagebot console. Type /help for commands, /quit to leave. Bac
 
 ## Status of a job
 status-queued = ⏳ Queued — position { $position }
+status-starting = 🎨 Starting…
 status-running = 🎨 { $bar } { $percent }% ({ $step }/{ $total })
 status-eta = · about { $seconds }s left
 job-failed = ❌ { $reason }{ $refunded ->

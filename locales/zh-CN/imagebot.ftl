@@ -26,6 +26,7 @@ console-welcome = imagebot 控制台。输入 /help 查看命令，/quit 退出�
 
 ## 任务状态
 status-queued = ⏳ 排队中 — 第 { $position } 位
+status-starting = 🎨 开始生成…
 status-running = 🎨 { $bar } { $percent }%（{ $step }/{ $total }）
 status-eta = · 约剩 { $seconds } 秒
 job-failed = ❌ { $reason }{ $refunded ->

@@ -1,0 +1,189 @@
+"""The local diffusers backend: txt2img, img2img, inpaint and ControlNet on this machine.
+
+Jobs run one at a time on a dedicated worker thread (a GPU does one thing well at a
+time, and the event loop must keep serving chats). Each job gets a fresh scheduler and
+one CPU ``torch.Generator`` per image seeded ``seed + k``, so any image can be re-made
+alone and the same seed gives the same bytes. Progress and latent previews flow back
+to the event loop through a queue; cancelling sets the pipeline's interrupt flag and
+the run stops at the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from PIL import Image
+
+from engine.backend import BackendEvent, CancelToken, Finished, MediaReader, ModelInfo, Progress, ResultImage, Work
+from engine.errors import BackendError, JobCancelled
+from engine.jobs import ControlNet, GenerationBase, Img2Img, Inpaint, JobSpec
+from engine.local.pipelines import PipelineCache
+from engine.local.previews import latents_to_jpeg
+from engine.local.registry import LocalModel, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+GENERATION_KINDS = ("txt2img", "img2img", "inpaint", "controlnet")
+
+
+def canny_map(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
+    """The canny edge map ControlNet's canny model was trained on (white edges on black)."""
+    import cv2
+    import numpy as np
+
+    edges = cv2.Canny(np.asarray(image.convert("RGB")), low, high)
+    return Image.fromarray(np.stack([edges] * 3, axis=-1))
+
+
+class LocalDiffusersBackend:
+    name = "local"
+
+    def __init__(self, registry: ModelRegistry, *, device: str = "auto", offline: bool = False,
+                 default_model: str = "sd-turbo", max_models: int = 2, previews_per_job: int = 5) -> None:
+        self.registry = registry
+        self.default_model = default_model
+        self.previews_per_job = previews_per_job
+        self.concurrency = 1
+        self._device_setting = device
+        self._offline = offline
+        self._max_models = max_models
+        self._cache: PipelineCache | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusers")
+
+    @property
+    def cache(self) -> PipelineCache:
+        # Created on the worker thread's first job: importing torch costs seconds.
+        if self._cache is None:
+            self._cache = PipelineCache(device=self._device_setting, offline=self._offline,
+                                        max_models=self._max_models)
+        return self._cache
+
+    def supports(self, spec: JobSpec) -> bool:
+        return spec.kind in GENERATION_KINDS
+
+    async def models(self) -> list[ModelInfo]:
+        return self.registry.infos()
+
+    async def run(self, work: Work) -> AsyncIterator[BackendEvent]:
+        spec = work.spec
+        if not isinstance(spec, GenerationBase):
+            raise BackendError("error-backend-cannot", backend=self.name, kind=spec.kind)
+        model = self.registry.get(spec.model or self.default_model)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Progress] = asyncio.Queue()
+
+        def emit(event: Progress) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        future = loop.run_in_executor(self._executor, self._generate, model, spec, work.media, work.cancel, emit)
+        try:
+            while not future.done() or not events.empty():
+                getter = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            images = future.result()  # re-raises what the worker raised
+            yield Finished(images)
+        finally:
+            if not future.done():
+                work.cancel.cancel()  # the consumer went away: stop the worker at its next step
+
+    # --- on the worker thread ---------------------------------------------------------
+
+    def _generate(self, model: LocalModel, spec: GenerationBase, media: MediaReader, cancel: CancelToken,
+                  emit: Callable[[Progress], None]) -> list[ResultImage]:
+        import torch
+
+        if cancel.cancelled:
+            raise JobCancelled()
+        control_type = spec.control_type if isinstance(spec, ControlNet) else ""
+        pipe = self.cache.pipeline(model, spec.kind, control_type)
+        # A fresh scheduler per job: schedulers keep per-run state (step index, sigmas).
+        pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
+        seeds = spec.image_seeds()
+        kwargs: dict[str, Any] = {
+            "prompt": spec.prompt,
+            "negative_prompt": spec.negative_prompt or None,
+            "num_inference_steps": spec.steps,
+            "guidance_scale": spec.cfg,
+            "num_images_per_prompt": spec.n,
+            "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
+            "output_type": "pil",
+        }
+        kwargs.update(self._inputs(spec, media))
+        preview_every = max(1, math.ceil(spec.steps / max(1, self.previews_per_job)))
+
+        def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            if cancel.cancelled:
+                p._interrupt = True
+            total = int(getattr(p, "num_timesteps", 0) or spec.steps)
+            preview = None
+            if (step + 1) % preview_every == 0 and step + 1 < total:
+                try:
+                    preview = latents_to_jpeg(callback_kwargs["latents"], family=model.family)
+                except Exception:  # a preview is a nicety; never fail a job for it
+                    log.debug("preview failed", exc_info=True)
+            emit(Progress(step + 1, total, preview))
+            return callback_kwargs
+
+        try:
+            with torch.inference_mode():
+                out = pipe(**kwargs, callback_on_step_end=on_step_end,
+                           callback_on_step_end_tensor_inputs=["latents"])
+        except torch.OutOfMemoryError:
+            self.cache.clear()
+            raise BackendError("error-out-of-memory", backend=self.name) from None
+        if cancel.cancelled:
+            raise JobCancelled()
+        flagged = getattr(out, "nsfw_content_detected", None) or [False] * len(out.images)
+        results = []
+        for image, seed, nsfw in zip(out.images, seeds, flagged, strict=False):
+            if nsfw:  # the model's own safety checker blacked it out
+                results.append(ResultImage(png=b"", seed=seed, withheld_reason="withheld-nsfw"))
+                continue
+            buf = io.BytesIO()
+            image.save(buf, format="PNG")
+            results.append(ResultImage(png=buf.getvalue(), seed=seed))
+        return results
+
+    def _inputs(self, spec: GenerationBase, media: MediaReader) -> dict[str, Any]:
+        size = (spec.width, spec.height)
+
+        def load(key: str, mode: str = "RGB") -> Image.Image:
+            with Image.open(io.BytesIO(media.read(key))) as im:
+                return im.convert(mode).resize(size, Image.Resampling.LANCZOS)
+
+        if isinstance(spec, Img2Img):
+            return {"image": load(spec.init_image), "strength": spec.strength,
+                    "num_inference_steps": _steps_for_strength(spec.steps, spec.strength)}
+        if isinstance(spec, Inpaint):
+            return {"image": load(spec.init_image), "mask_image": load(spec.mask_image, "L"),
+                    "strength": spec.strength, "width": spec.width, "height": spec.height,
+                    "num_inference_steps": _steps_for_strength(spec.steps, spec.strength)}
+        if isinstance(spec, ControlNet):
+            image = load(spec.control_image)
+            # Only canny is computed here; other types expect a ready control map (a depth map,
+            # a pose skeleton...), since their detectors need weights of their own.
+            control = canny_map(image) if spec.control_type == "canny" else image
+            return {"image": control, "controlnet_conditioning_scale": spec.control_scale,
+                    "width": spec.width, "height": spec.height}
+        return {"width": spec.width, "height": spec.height}
+
+    async def close(self) -> None:
+        if self._cache is not None:
+            cache = self._cache
+            await asyncio.get_running_loop().run_in_executor(self._executor, cache.clear)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _steps_for_strength(steps: int, strength: float) -> int:
+    # img2img runs int(steps * strength) steps; at least one must remain (Turbo: 2 steps at 0.5).
+    return max(steps, math.ceil(1 / strength))

@@ -1,0 +1,94 @@
+"""Local models by name: where their weights come from and what settings suit them.
+
+Built-in entries name real models on the Hugging Face hub; ``demo`` is the tiny random
+model built by ``python -m bot demo-model``. A JSON file (``IMAGEBOT_MODELS_FILE``) adds
+or overrides entries::
+
+    {"dreamshaper": {"source": "Lykon/dreamshaper-8", "family": "sd15",
+                     "controlnets": {"canny": "lllyasviel/control_v11p_sd15_canny"}}}
+
+This module imports without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.backend import ModelInfo
+from engine.errors import ModelUnavailable
+
+_SD15_CONTROLNETS = {
+    "canny": "lllyasviel/control_v11p_sd15_canny",
+    "depth": "lllyasviel/control_v11f1p_sd15_depth",
+    "lineart": "lllyasviel/control_v11p_sd15_lineart",
+    "scribble": "lllyasviel/control_v11p_sd15_scribble",
+    "openpose": "lllyasviel/control_v11p_sd15_openpose",
+}
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    name: str
+    source: str  # a hub id ("stabilityai/sd-turbo") or a local folder
+    family: str = "sd15"  # sd15 | sd21 | sdxl
+    title: str = ""
+    default_steps: int = 20
+    default_cfg: float = 7.0
+    default_size: int = 512
+    controlnets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_local_folder(self) -> bool:
+        return self.source.startswith(("/", ".", "~")) or Path(self.source).exists()
+
+    def info(self) -> ModelInfo:
+        kinds = ("txt2img", "img2img", "inpaint") + (("controlnet",) if self.controlnets else ())
+        return ModelInfo(name=self.name, backend="local", title=self.title or self.source, kinds=kinds,
+                         default_steps=self.default_steps, default_cfg=self.default_cfg,
+                         default_size=self.default_size, control_types=tuple(sorted(self.controlnets)))
+
+
+BUILTIN: tuple[LocalModel, ...] = (
+    LocalModel("sd-turbo", "stabilityai/sd-turbo", "sd21", "SD Turbo (fast, 1-4 steps)",
+               default_steps=2, default_cfg=0.0, default_size=512),
+    LocalModel("sdxl-turbo", "stabilityai/sdxl-turbo", "sdxl", "SDXL Turbo (fast, 1-4 steps)",
+               default_steps=2, default_cfg=0.0, default_size=512),
+    LocalModel("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd15", "Stable Diffusion 1.5",
+               default_steps=25, default_cfg=7.0, default_size=512, controlnets=dict(_SD15_CONTROLNETS)),
+)
+
+
+class ModelRegistry:
+    def __init__(self, models_dir: Path, models_file: Path | None = None) -> None:
+        self.models_dir = Path(models_dir)
+        self._models: dict[str, LocalModel] = {m.name: m for m in BUILTIN}
+        demo = self.models_dir / "demo"
+        self._models["demo"] = LocalModel(
+            "demo", str(demo), "sd15", "Demo model (random weights: paints noise)",
+            default_steps=8, default_cfg=5.0, default_size=512,
+            controlnets={"canny": str(demo / "controlnet-canny")},
+        )
+        if models_file:
+            self._load_file(Path(models_file))
+
+    def _load_file(self, path: Path) -> None:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        for name, entry in data.items():
+            base = self._models.get(name, LocalModel(name, entry["source"]))
+            fields = {k: v for k, v in entry.items() if k in LocalModel.__dataclass_fields__}
+            self._models[name] = replace(base, **fields)
+
+    def get(self, name: str) -> LocalModel:
+        model = self._models.get(name)
+        if model is None:
+            raise ModelUnavailable(name, "unknown-model")
+        return model
+
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    def infos(self) -> list[ModelInfo]:
+        return [m.info() for m in self._models.values()]
