@@ -223,7 +223,7 @@ class JobRunner:
         refunded = await self.storage.refund(job.id)
         await self.storage.set_state(job.id, JobState.DONE)
         if withheld:
-            await self._say(job, t("result-withheld", count=len(withheld), reason=withheld[0].withheld_reason or "",
+            await self._say(job, t("result-withheld", count=len(withheld), reason=t(withheld[0].withheld_reason or "withheld"),
                                    refunded=refunded))
         await self._clear_status(job)
 

@@ -1,0 +1,486 @@
+"""The zhiqite backend against a fake of its document, over real HTTP.
+
+Input pictures travel as signed links to the bot's real web server, which the fake really
+fetches; results come by polling (with live previews) or by callback through the same
+web server. Each test ends with no protocol violations unless it provokes one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from bot.web import WebServer
+from engine.backend import CancelToken, Finished, Progress, Work
+from engine.errors import BackendError, JobCancelled, UserFacingError
+from engine.jobs import ControlNet, FaceSwap, Img2Img, Inpaint, Txt2Img, Upscale
+from engine.vendors.callbacks import CallbackHub
+from engine.vendors.zhiqite import WITHHELD_DELETED, WITHHELD_HIDDEN, ZhiqiteBackend, preview_jpeg
+from locales import tr
+from storage.media import MediaStore
+from tests.vendor_fakes import image_bytes
+from tests.vendor_fakes.zhiqite import FakeZhiqite
+
+KEY_ID = "AKID-zhiqite-test"
+KEY_SECRET = "AKSECRET-zhiqite-test"
+LINK_SECRET = b"link-secret-for-tests"
+
+
+@dataclass
+class Stack:
+    hub: CallbackHub
+    media: MediaStore
+    web: WebServer
+    fake: FakeZhiqite
+    make: Callable[..., ZhiqiteBackend]
+
+
+@pytest.fixture
+async def stack(tmp_path: Any) -> AsyncIterator[Stack]:
+    hub = CallbackHub()
+    media = MediaStore(tmp_path / "media", link_secret=LINK_SECRET)
+    web = WebServer(host="127.0.0.1", port=0, media=media, hub=hub)
+    await web.start()
+    media.public_base_url = web.url
+    fake = FakeZhiqite(KEY_ID, KEY_SECRET, forbidden_in_links=(LINK_SECRET.decode(),))
+    await fake.start()
+    made: list[ZhiqiteBackend] = []
+
+    def make(**kw: Any) -> ZhiqiteBackend:
+        options: dict[str, Any] = dict(
+            access_key_id=KEY_ID, access_key_secret=KEY_SECRET, hub=hub, public_base_url=web.url,
+            use_callbacks=False, poll_interval_s=0.002, poll_max_interval_s=0.01, timeout_s=5,
+            retries=2, backoff_base_s=0.001, task_timeout_s=20,
+        )
+        options.update(kw)
+        backend = ZhiqiteBackend(fake.api_url, **options)
+        made.append(backend)
+        return backend
+
+    yield Stack(hub, media, web, fake, make)
+    for backend in made:
+        await backend.close()
+    await fake.close()
+    await web.stop()
+
+
+def work_for(stack: Stack, spec: Any, **kw: Any) -> Work:
+    return Work(job_id=kw.pop("job_id", "job-1"), spec=spec, media=stack.media, **kw)
+
+
+async def run(backend: ZhiqiteBackend, work: Work) -> tuple[list[Progress], Finished]:
+    progress: list[Progress] = []
+    finished: list[Finished] = []
+    async for event in backend.run(work):
+        assert not finished, "nothing may follow Finished"
+        if isinstance(event, Progress):
+            progress.append(event)
+        else:
+            finished.append(event)
+    assert len(finished) == 1
+    return progress, finished[0]
+
+
+def size_of(png: bytes) -> tuple[int, int]:
+    assert png.startswith(b"\x89PNG")
+    return Image.open(io.BytesIO(png)).size
+
+
+def last_submit(fake: FakeZhiqite) -> dict[str, Any]:
+    return fake.submits[-1][1]
+
+
+# --- generation ---------------------------------------------------------------------------
+
+
+async def test_txt2img_by_polling_streams_previews_then_downloads_every_picture(stack: Stack) -> None:
+    stack.fake.running_polls = 3
+    backend = stack.make()
+    saved: list[dict[str, Any]] = []
+
+    async def save(cp: dict[str, Any]) -> None:
+        saved.append(cp)
+
+    spec = Txt2Img(prompt="a red fox in snow", negative_prompt="blurry", n=2, seed=42, steps=25, cfg=7.5)
+    progress, finished = await run(backend, work_for(stack, spec, save_checkpoint=save))
+
+    assert [size_of(i.png) for i in finished.images] == [(128, 128), (128, 128)]
+    assert [i.seed for i in finished.images] == [1063029203, 1063029204]  # the vendor's seeds
+    previews = [p.preview for p in progress if p.preview]
+    assert len(previews) >= 3 and all(p.startswith(b"\xff\xd8") for p in previews)  # small JPEGs
+    steps = [p.step for p in progress]
+    assert steps == sorted(steps) and progress[-1].step == progress[-1].total
+    body = last_submit(stack.fake)
+    assert body["seed"] == "42" and body["batch_size"] * body["n_iter"] == 2
+    assert body["prompt"] == "a red fox in snow" and body["negative_prompt"] == "blurry"
+    assert body["cfg_scale"] == 7.5 and body["steps"] == 25 and "callbackUrl" not in body
+    assert stack.fake.scripts_fields == ["alwayson_scripts"]
+    task_id = body["alwayson_scripts"]["id_task"]
+    assert saved[0]["task_id"] == task_id and saved[0]["submitted"] is False  # named before submit
+    assert saved[-1]["submitted"] is True
+    assert stack.fake.violations == []
+
+
+async def test_a_size_above_1024_is_mapped_down_keeping_the_aspect_and_reported(stack: Stack) -> None:
+    backend = stack.make()
+    spec = Txt2Img(prompt="wide valley", width=2048, height=1024)
+    notes = backend.check(spec)
+    assert [(n.key, n.args["what"], n.args["used"]) for n in notes] == [("vendor-note-mapped", "size", "1024x512")]
+    await run(backend, work_for(stack, spec))
+    body = last_submit(stack.fake)
+    assert (body["width"], body["height"]) == (1024, 512)
+    assert stack.fake.violations == []
+
+
+async def test_img2img_and_inpaint_send_signed_links_that_the_vendor_fetches(stack: Stack) -> None:
+    backend = stack.make()
+    init = stack.media.put(image_bytes(64, 64, (10, 20, 30)))
+    mask = stack.media.put(image_bytes(64, 64, (255, 255, 255)))
+
+    _, finished = await run(backend, work_for(stack, Img2Img(prompt="oil painting", init_image=init, strength=0.4)))
+    assert len(finished.images) == 1
+    body = last_submit(stack.fake)
+    assert body["denoising_strength"] == 0.4
+    assert body["alwayson_scripts"]["image_link"].startswith(f"{stack.web.url}/media/{init}?exp=")
+    assert "mask_link" not in body["alwayson_scripts"]
+
+    await run(backend, work_for(stack, Inpaint(prompt="a hat", init_image=init, mask_image=mask), job_id="job-2"))
+    scripts = last_submit(stack.fake)["alwayson_scripts"]
+    assert scripts["mask_link"].startswith(f"{stack.web.url}/media/{mask}?")
+    assert stack.fake.calls_to("image2image") == 2
+    # The fake downloaded all three links from the real web server.
+    assert len(stack.fake.fetched_links) == 3
+    assert all(u.startswith(f"{stack.web.url}/media/") for u in stack.fake.fetched_links)
+    assert stack.fake.violations == []
+
+
+async def test_controlnet_maps_the_control_type_to_the_documented_module_and_model(stack: Stack) -> None:
+    backend = stack.make()
+    control = stack.media.put(image_bytes(64, 64, (0, 0, 0)))
+    spec = ControlNet(prompt="a house", control_image=control, control_type="depth", control_scale=0.7)
+    _, finished = await run(backend, work_for(stack, spec))
+    assert len(finished.images) == 1
+    args = last_submit(stack.fake)["alwayson_scripts"]["controlnet"]["args"]
+    assert (args[0]["module"], args[0]["model"], args[0]["weight"]) == ("depth_midas", "control_v11f1p_sd15_depth", 0.7)
+    assert stack.fake.fetched_links == [args[0]["image_link"]]
+    assert stack.fake.violations == []
+
+
+async def test_the_scripts_object_spelling_is_switchable(stack: Stack) -> None:
+    backend = stack.make(scripts_field="always_on_scripts")
+    await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert stack.fake.scripts_fields == ["always_on_scripts"]
+    assert stack.fake.violations == []
+
+
+async def test_appcode_authentication_replaces_the_key_pair(stack: Stack) -> None:
+    stack.fake.appcode = "APPCODE-VALUE-123"
+    backend = stack.make(access_key_id="", access_key_secret="", appcode="APPCODE-VALUE-123")
+    _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert len(finished.images) == 1 and stack.fake.violations == []
+
+
+async def test_refused_credentials_tell_the_admin(stack: Stack) -> None:
+    backend = stack.make(access_key_secret="wrong")
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert err.value.key == "error-zhiqite-auth" and err.value.args_["status"] == 401
+    assert "wrong" not in str(err.value)
+
+
+# --- tools --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "as_string"), [("running12", False), ("success1", False), ("success1", True)])
+async def test_face_swap_by_roop_reads_both_documented_status_schemes(stack: Stack, scheme: str, as_string: bool) -> None:
+    stack.fake.tool_scheme = scheme
+    stack.fake.tool_status_as_string = as_string
+    backend = stack.make(use_callbacks=True)  # roop documents no callbackUrl: polled anyway
+    face = stack.media.put(image_bytes(64, 64, (200, 150, 120)))
+    target = stack.media.put(image_bytes(96, 80, (20, 40, 60)))
+    _, finished = await run(backend, work_for(stack, FaceSwap(face_image=face, target_image=target)))
+    assert size_of(finished.images[0].png) == (96, 80)
+    body = last_submit(stack.fake)
+    assert set(body) == {"sourceUrl", "targetUrl", "businessTaskId"}
+    assert f"/media/{face}?" in body["sourceUrl"] and f"/media/{target}?" in body["targetUrl"]
+    assert stack.fake.calls_to("queryTask") >= 1
+    assert stack.fake.violations == []
+
+
+async def test_upscale_by_enhance_asks_for_the_scale_in_both_documented_ways(stack: Stack) -> None:
+    backend = stack.make()
+    image = stack.media.put(image_bytes(64, 48, (1, 2, 3)))
+    _, finished = await run(backend, work_for(stack, Upscale(image=image, scale=3)))
+    assert size_of(finished.images[0].png) == (192, 144)
+    body = last_submit(stack.fake)
+    assert (body["resizeMode"], body["upscalingResize"]) == (0, 3)
+    assert (body["upscalingResizeW"], body["upscalingResizeH"]) == (192, 144)
+    assert stack.fake.violations == []
+
+
+async def test_upscale_refuses_a_picture_above_1536_before_any_call(stack: Stack) -> None:
+    backend = stack.make()
+    image = stack.media.put(image_bytes(1600, 64))
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Upscale(image=image)))
+    assert err.value.key == "error-zhiqite-input-too-large" and not err.value.retryable
+    assert stack.fake.submits == []
+
+
+async def test_picture_jobs_need_a_public_address(stack: Stack) -> None:
+    backend = stack.make(public_base_url="")
+    key = stack.media.put(image_bytes())
+    assert backend.supports(Txt2Img(prompt="x"))
+    assert not backend.supports(Img2Img(prompt="x", init_image=key))
+    assert not backend.supports(Upscale(image=key))
+
+
+# --- callbacks ----------------------------------------------------------------------------
+
+
+async def test_the_result_arrives_by_callback_once_and_forged_callbacks_are_refused(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    stack.fake.hold_callbacks = asyncio.Event()
+    stack.fake.duplicate_callbacks = 2
+    # A slow safety poll: the result must come through the callback.
+    backend = stack.make(use_callbacks=True, callback_poll_interval_s=60, callback_poll_max_interval_s=60)
+    job = asyncio.create_task(run(backend, work_for(stack, Txt2Img(prompt="cat", n=2), job_id="job-cb")))
+    await stack.fake.submitted.wait()
+
+    cb_url = last_submit(stack.fake)["callbackUrl"]
+    token = cb_url.rsplit("/", 1)[1]
+    assert cb_url == f"{stack.web.url}/callbacks/zhiqite/job-cb/{token}" and len(token) >= 32
+    forged = {"code": "200", "data": {"status": 2, "differentialImageRspList": [
+        {"image_url": "http://127.0.0.1:1/evil.png", "image_status": 1, "img_audit_status": True}]}}
+    async with httpx.AsyncClient() as client:
+        wrong = await client.post(f"{stack.web.url}/callbacks/zhiqite/job-cb/{'x' * len(token)}", json=forged)
+        unknown = await client.post(f"{stack.web.url}/callbacks/zhiqite/job-nope/{token}", json=forged)
+    assert (wrong.status_code, unknown.status_code) == (403, 404)
+
+    stack.fake.hold_callbacks.set()
+    _, finished = await job
+    await stack.fake.settle()
+    assert [size_of(i.png) for i in finished.images] == [(128, 128), (128, 128)]
+    assert stack.fake.calls_to("queryTaskInfo") == 0
+    task_id = last_submit(stack.fake)["alwayson_scripts"]["id_task"]
+    # The callback and its two repeats were all answered {"code": "200"}.
+    assert stack.fake.callbacks_accepted[task_id] == 3
+    assert all(a[2] == {"code": "200", "msg": "success"} for a in stack.fake.callback_attempts)
+    assert stack.fake.violations == []
+    for secret in (token, KEY_SECRET, LINK_SECRET.decode()):
+        assert secret not in caplog.text
+
+
+async def test_a_lost_callback_is_caught_by_the_safety_poll(stack: Stack) -> None:
+    stack.fake.callback_schedule = ()  # the vendor never calls back
+    backend = stack.make(use_callbacks=True, callback_poll_interval_s=0.005, callback_poll_max_interval_s=0.01)
+    _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert len(finished.images) == 1
+    assert stack.fake.calls_to("queryTaskInfo") >= 1
+
+
+async def test_enhance_results_come_by_callback_too(stack: Stack) -> None:
+    backend = stack.make(use_callbacks=True, callback_poll_interval_s=60, callback_poll_max_interval_s=60)
+    image = stack.media.put(image_bytes(32, 32))
+    _, finished = await run(backend, work_for(stack, Upscale(image=image, scale=2)))
+    assert size_of(finished.images[0].png) == (64, 64)
+    assert stack.fake.calls_to("queryTask") == 0
+    assert stack.fake.violations == []
+
+
+# --- moderation, failures -----------------------------------------------------------------
+
+
+async def test_moderated_pictures_are_withheld_with_a_reason_and_not_downloaded(stack: Stack) -> None:
+    stack.fake.moderation = {1: "deleted", 2: "hidden"}
+    backend = stack.make()
+    _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat", n=3)))
+    first, deleted, hidden = finished.images
+    assert size_of(first.png) and first.withheld_reason is None
+    assert (deleted.png, deleted.withheld_reason) == (b"", WITHHELD_DELETED)
+    assert (hidden.png, hidden.withheld_reason) == (b"", WITHHELD_HIDDEN)
+    assert stack.fake.file_fetches == 1
+    assert "违反" in tr("zh-CN", WITHHELD_DELETED) and "content" in tr("en", WITHHELD_HIDDEN)
+
+
+@pytest.mark.parametrize(("fault", "key"), [
+    ("submit_code", "error-zhiqite-rejected"),
+    ("fail_task", "error-zhiqite-failed"),
+    ("query_code", "error-zhiqite-rejected"),
+    ("malformed", "error-vendor-bad-answer"),
+])
+async def test_vendor_failures_end_the_job_with_a_localized_error(stack: Stack, fault: str, key: str) -> None:
+    value: Any = "400" if fault.endswith("_code") else True
+    setattr(stack.fake, fault, value)
+    backend = stack.make()
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert err.value.key == key and not err.value.retryable
+    assert tr("zh-CN", key, **err.value.args_)  # renders in Chinese with its arguments
+
+
+async def test_a_5xx_on_submit_is_retried(stack: Stack) -> None:
+    stack.fake.fail_5xx = 1
+    backend = stack.make(default_model="photon_v1_84728.safetensors")  # no catalogue call first
+    _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert len(finished.images) == 1 and stack.fake.calls_to("text2image") == 2
+    assert stack.fake.violations == []
+
+
+async def test_a_hung_task_is_given_up_after_the_task_timeout(stack: Stack) -> None:
+    stack.fake.hang_task = True
+    backend = stack.make(task_timeout_s=0.05)
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert err.value.key == "error-vendor-timeout" and not err.value.retryable
+
+
+async def test_cancel_stops_waiting(stack: Stack) -> None:
+    stack.fake.hang_task = True
+    backend = stack.make()
+    work = work_for(stack, Txt2Img(prompt="cat"), cancel=CancelToken())
+    with pytest.raises(JobCancelled):
+        async for event in backend.run(work):
+            assert isinstance(event, Progress)
+            work.cancel.cancel()
+
+
+# --- restart ------------------------------------------------------------------------------
+
+
+async def test_a_restarted_job_resumes_polling_its_task_without_a_second_submit(stack: Stack) -> None:
+    stack.fake.running_polls = 3
+    saved: dict[str, Any] = {}
+
+    async def save(cp: dict[str, Any]) -> None:
+        saved.clear()
+        saved.update(cp)
+
+    spec = Txt2Img(prompt="cat")
+    first = stack.make()
+    events = first.run(work_for(stack, spec, save_checkpoint=save))
+    assert isinstance(await events.__anext__(), Progress)  # submitted; then the process dies
+    await events.aclose()
+    assert saved["submitted"] is True
+
+    second = stack.make()
+    _, finished = await run(second, work_for(stack, spec, checkpoint=dict(saved)))
+    assert len(finished.images) == 1
+    assert stack.fake.calls_to("text2image") == 1 and len(stack.fake.tasks) == 1
+    assert stack.fake.violations == []
+
+
+async def test_a_job_that_died_before_its_submit_arrived_submits_once_on_restart(stack: Stack) -> None:
+    checkpoint = {"task_id": "ibjob1deadbeef", "task_backend": "zhiqite", "task_kind": "txt2img",
+                  "callback_token": None, "submitted": False}
+    backend = stack.make()
+    _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat"), checkpoint=checkpoint))
+    assert len(finished.images) == 1
+    assert list(stack.fake.tasks) == ["ibjob1deadbeef"] and stack.fake.calls_to("text2image") == 1
+    assert stack.fake.violations == []
+
+
+# --- catalogues, models -------------------------------------------------------------------
+
+
+async def test_catalogues_are_cached_for_their_ttl(stack: Stack) -> None:
+    now = [1000.0]
+    backend = stack.make(catalogue_ttl_s=60, clock=lambda: now[0])
+    models = await backend.models()
+    assert [m.name for m in models] == ["photon_v1_84728.safetensors", "revAnimated_v122_7371.safetensors"]
+    assert models[0].title == "Photon (SD 1.5)" and "canny" in models[0].control_types
+    await backend.models()
+    assert stack.fake.calls_to("queryModelList") == 1  # the second call made no request
+    now[0] += 61
+    await backend.models()
+    assert stack.fake.calls_to("queryModelList") == 2
+    assert await backend.loras() == ["hayasaka_ai_v10_26390"]
+    assert await backend.embeddings() == ["FastNegativeV2", "bad-artist"]
+    assert len(await backend.vaes()) == 2
+    assert stack.fake.violations == []
+
+
+async def test_model_choice_default_name_and_unknown(stack: Stack) -> None:
+    backend = stack.make()
+    await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert last_submit(stack.fake)["alwayson_scripts"]["sd_model_checkpoint"] == "photon_v1_84728.safetensors"
+    await run(backend, work_for(stack, Txt2Img(prompt="cat", model="ReV Animated"), job_id="job-2"))
+    assert last_submit(stack.fake)["alwayson_scripts"]["sd_model_checkpoint"] == "revAnimated_v122_7371.safetensors"
+    with pytest.raises(UserFacingError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat", model="nope"), job_id="job-3"))
+    assert err.value.key == "error-vendor-cannot" and err.value.args_["reason"] == "model"
+    assert stack.fake.calls_to("text2image") == 2
+
+    preset = stack.make(default_model="revAnimated_v122_7371.safetensors")
+    assert (await preset.models())[0].name == "revAnimated_v122_7371.safetensors"
+    assert stack.fake.violations == []
+
+
+def test_from_settings_reads_the_zhiqite_settings(tmp_path: Any) -> None:
+    from bot.settings import Settings
+
+    settings = Settings(_env_file=None, zhiqite_appcode="code-1", public_base_url="https://bot.example.org",
+                        zhiqite_scripts_field="always_on_scripts", vendor_task_timeout_s=33)
+    assert ZhiqiteBackend.configured(settings)
+    assert not ZhiqiteBackend.configured(Settings(_env_file=None))
+    backend = ZhiqiteBackend.from_settings(settings, media=None, hub=CallbackHub())
+    assert backend.use_callbacks and backend.scripts_field == "always_on_scripts"
+    assert backend.task_timeout_s == 33 and "code-1" not in repr(backend)
+
+
+def test_previews_are_small_jpegs_and_garbage_is_ignored() -> None:
+    import base64
+
+    raw = base64.b64encode(image_bytes(800, 400)).decode()
+    for b64 in (raw, "data:image/png;base64," + raw):
+        jpeg = preview_jpeg(b64)
+        assert jpeg is not None and jpeg.startswith(b"\xff\xd8")
+        assert max(Image.open(io.BytesIO(jpeg)).size) <= 320
+    assert preview_jpeg("not base64 at all!") is None
+    assert preview_jpeg("") is None
+
+
+async def test_a_callback_sent_while_the_bot_was_down_is_retried_until_the_resumed_job_takes_it(
+        stack: Stack) -> None:
+    stack.fake.hold_callbacks = asyncio.Event()
+    stack.fake.callback_schedule = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0)  # stops once accepted
+    saved: dict[str, Any] = {}
+
+    async def save(cp: dict[str, Any]) -> None:
+        saved.update(cp)
+
+    options = dict(use_callbacks=True, callback_poll_interval_s=60, callback_poll_max_interval_s=60)
+    spec = Txt2Img(prompt="cat")
+    events = stack.make(**options).run(work_for(stack, spec, save_checkpoint=save))
+    await events.__anext__()  # submitted with a callback URL; then the bot goes down
+    await events.aclose()
+
+    stack.fake.hold_callbacks.set()
+    await stack.fake.callback_attempted.wait()
+    assert stack.fake.callback_attempts[0][1] == 404  # nobody waits for it: the vendor retries
+
+    _, finished = await run(stack.make(**options), work_for(stack, spec, checkpoint=dict(saved)))
+    await stack.fake.settle()
+    assert len(finished.images) == 1
+    assert stack.fake.calls_to("text2image") == 1 and stack.fake.calls_to("queryTaskInfo") == 0
+    assert stack.fake.callback_attempts[-1][1] == 200
+    assert stack.fake.violations == []
+
+
+async def test_a_query_that_keeps_failing_for_a_while_does_not_lose_the_task(stack: Stack) -> None:
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    events = backend.run(work_for(stack, Txt2Img(prompt="cat")))
+    assert isinstance(await events.__anext__(), Progress)  # submitted
+    stack.fake.fail_5xx = 4  # more than one query's retries
+    finished = [e async for e in events if isinstance(e, Finished)]
+    assert len(finished) == 1 and len(finished[0].images) == 1
+    assert stack.fake.calls_to("text2image") == 1
