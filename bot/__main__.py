@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
+import warnings
 
 from bot.settings import Settings
 
@@ -23,6 +25,16 @@ def _setup_logging(settings: Settings, *, quiet: bool) -> None:
     # httpx logs full request URLs at INFO; a Telegram URL carries the bot token.
     for noisy in ("httpx", "httpcore", "aiogram.event", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if quiet:
+        # In the console, the chat is the interface: library chatter goes nowhere.
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+# Quiet the ML libraries' import-time notices unless the user asked for them.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
 def _platforms(settings: Settings) -> list[str]:

@@ -9,9 +9,13 @@ LRU keeps at most ``max_models`` models resident.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import urlsplit
 
 from engine.errors import ModelUnavailable
 from engine.local.registry import LocalModel
@@ -40,6 +44,38 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
     transformers.utils.logging.set_verbosity_error()
+
+
+_HUB_CHECK_TTL_S = 60.0
+_hub_checked: tuple[float, bool] | None = None
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect, cached for a minute.
+
+    Without this, an offline machine spends half a minute in huggingface_hub's retries
+    before the user hears that the model cannot be had.
+    """
+    global _hub_checked
+    now = time.monotonic()
+    if _hub_checked is not None and now - _hub_checked[0] < _HUB_CHECK_TTL_S:
+        return _hub_checked[1]
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout_s):
+            ok = True
+    except OSError:
+        ok = False
+    _hub_checked = (now, ok)
+    return ok
+
+
+def cached_on_disk(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "model_index.json")
+    return isinstance(found, str)
 
 
 def _unavailable(model: LocalModel, err: BaseException) -> ModelUnavailable:
@@ -79,10 +115,14 @@ class PipelineCache:
             return self._bases[model.name]
         if model.is_local_folder and not __import__("pathlib").Path(model.source).expanduser().is_dir():
             raise ModelUnavailable(model.name, "missing-folder")
+        local_only = self.offline or model.is_local_folder
+        if not local_only and cached_on_disk(model.source):
+            local_only = True  # already downloaded: no need to ask the hub again
+        elif not local_only and not hub_reachable():
+            raise ModelUnavailable(model.name, "not-downloaded")
         try:
-            pipe = AutoPipelineForText2Image.from_pretrained(
-                model.source, dtype=self.dtype, local_files_only=self.offline or model.is_local_folder,
-            )
+            pipe = AutoPipelineForText2Image.from_pretrained(model.source, dtype=self.dtype,
+                                                             local_files_only=local_only)
         except Exception as e:  # hub offline, missing or broken files: all mean "cannot use it here"
             raise _unavailable(model, e) from None
         self.loads += 1

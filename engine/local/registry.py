@@ -77,7 +77,7 @@ class ModelRegistry:
     def _load_file(self, path: Path) -> None:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         for name, entry in data.items():
-            base = self._models.get(name, LocalModel(name, entry["source"]))
+            base = self._models.get(name) or LocalModel(name, entry["source"])
             fields = {k: v for k, v in entry.items() if k in LocalModel.__dataclass_fields__}
             self._models[name] = replace(base, **fields)
 

@@ -146,3 +146,4 @@ error-image-corrupt = The { $what ->
     [face] face photo
    *[other] picture
 } cannot be read. Please send a PNG, JPEG or WebP image.
+withheld = held back by the service

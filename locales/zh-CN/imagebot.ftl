@@ -146,3 +146,4 @@ error-image-corrupt = 无法读取这张{ $what ->
     [face] 人脸照片
    *[other] 图片
 }。请发送 PNG、JPEG 或 WebP 图片。
+withheld = 被服务方拦截
