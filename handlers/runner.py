@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from engine.backend import Backend, CancelToken, Finished, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
+from engine.jobs import GenerationBase, JobSpec
 from engine.scheduler import Scheduler
 from handlers.images import parameters_text, stamp_png
 from handlers.port import ChatRef, MessageRef, Messenger, OutImage
@@ -139,16 +140,20 @@ class JobRunner:
         await self.storage.set_state(job.id, JobState.RUNNING)
         await self._edit_status(job, status_running(Translator(job.language), step=0, total=0, eta_s=None),
                                 buttons=cancel_buttons(Translator(job.language), job.id))
-        tried: list[str] = []
         backend_names = [job.backend] + [b for b in self.fallbacks if b != job.backend]
         last_error: BackendError | None = None
         for name in backend_names:
             backend = self.backends.get(name)
-            if backend is None or not backend.supports(job.spec):
+            if backend is None:
                 continue
-            tried.append(name)
+            spec = job.spec
+            if name != job.backend and isinstance(spec, GenerationBase):
+                # Model names belong to one backend; a fallback uses its own default model.
+                spec = spec.model_copy(update={"model": ""})
+            if not backend.supports(spec):
+                continue
             try:
-                return await self._run_backend(job, backend, live)
+                return await self._run_backend(job, backend, live, spec)
             except BackendError as e:
                 last_error = e
                 if not e.retryable:
@@ -158,11 +163,11 @@ class JobRunner:
             raise last_error
         raise UserFacingError("error-backend-cannot", backend=job.backend, kind=job.spec.kind)
 
-    async def _run_backend(self, job: JobRecord, backend: Backend, live: _Live) -> list[ResultImage]:
+    async def _run_backend(self, job: JobRecord, backend: Backend, live: _Live, spec: JobSpec) -> list[ResultImage]:
         async def save_checkpoint(state: dict) -> None:
             await self.storage.set_checkpoint(job.id, state)
 
-        work = Work(job_id=job.id, spec=job.spec, media=self.media, cancel=live.cancel,
+        work = Work(job_id=job.id, spec=spec, media=self.media, cancel=live.cancel,
                     checkpoint=dict(job.checkpoint), save_checkpoint=save_checkpoint)
         t = Translator(job.language)
         last_edit = -1e9
