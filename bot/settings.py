@@ -7,11 +7,10 @@ Secrets are ``SecretStr`` so they never print in a repr or a log line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 def _csv(value: Any) -> Any:

@@ -29,7 +29,7 @@ from engine.jobs import GenerationBase, JobSpec
 from engine.scheduler import Scheduler
 from handlers.images import parameters_text, stamp_png
 from handlers.port import ChatRef, MessageRef, Messenger, OutImage
-from handlers.presenting import caption_for, result_buttons, status_queued, status_running, cancel_buttons
+from handlers.presenting import cancel_buttons, caption_for, result_buttons, status_queued, status_running
 from locales import Translator
 from storage.media import MediaStore
 from storage.records import JobRecord, JobState, ResultRecord

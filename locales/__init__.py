@@ -8,7 +8,7 @@ a test checks that every language has every key with the same placeholders.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def normalize_language(code: str | None) -> str:
     return FALLBACK
 
 
-@lru_cache(maxsize=None)
+@cache
 def _localization(lang: str) -> FluentLocalization:
     loader = FluentResourceLoader(str(LOCALES_DIR / "{locale}"))
     chain = [lang] if lang == FALLBACK else [lang, FALLBACK]

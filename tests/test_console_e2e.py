@@ -4,7 +4,6 @@ the middle of a job followed by a restart."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal

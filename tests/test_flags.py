@@ -1,12 +1,12 @@
 """The Midjourney-style flag parser: what parses, what is refused, and that nothing crashes."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UserFacingError
 from handlers.flags import FlagError, parse_prompt, split_command
 from locales import tr
-import pytest
 
 
 def test_the_readme_example_parses_into_typed_flags():

@@ -20,7 +20,16 @@ from typing import Any
 
 from PIL import Image
 
-from engine.backend import BackendEvent, CancelToken, Finished, MediaReader, ModelInfo, Progress, ResultImage, Work
+from engine.backend import (
+    BackendEvent,
+    CancelToken,
+    Finished,
+    MediaReader,
+    ModelInfo,
+    Progress,
+    ResultImage,
+    Work,
+)
 from engine.errors import BackendError, JobCancelled
 from engine.jobs import ControlNet, GenerationBase, Img2Img, Inpaint, JobSpec
 from engine.local.pipelines import PipelineCache
