@@ -135,7 +135,7 @@ class LocalDiffusersBackend:
                 p._interrupt = True
             total = int(getattr(p, "num_timesteps", 0) or spec.steps)
             preview = None
-            if (step + 1) % preview_every == 0 and step + 1 < total:
+            if self.previews_per_job and (step + 1) % preview_every == 0 and step + 1 < total:
                 try:
                     preview = latents_to_jpeg(callback_kwargs["latents"], family=model.family)
                 except Exception:  # a preview is a nicety; never fail a job for it
