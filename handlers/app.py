@@ -258,12 +258,14 @@ class App:
             is_private=ctx.chat.is_private, request_message_id=ctx.message_id,
             requester_mention="" if ctx.chat.is_private else ctx.user_ref.mention,
         )
+        pool = await self._chat_pool(ctx)
         try:
             job = await self.storage.create_job(
                 user_id=ctx.user.id, spec=spec, backend=backend_name, chat=coords, language=ctx.t.lang,
                 cost_per_image=cost, parent_job=parent,
                 notes=[{"key": n.key, "args": n.args} for n in notes],
                 max_queued_per_user=None if ctx.admin else self.config.max_queued_per_user,
+                pool=pool,
             )
         except QuotaExceeded as e:
             raise UserFacingError("error-quota", needed=e.needed, available=e.balance.available,
@@ -284,6 +286,16 @@ class App:
         except QueueFull:
             await self._refuse_queue_full(job)
         return job
+
+    async def _chat_pool(self, ctx: _Ctx) -> tuple[int, int] | None:
+        """A group's shared daily pool, set by its admins with /settings chat pool N."""
+        if ctx.chat.is_private:
+            return None
+        size = int((await self.storage.chat_settings(ctx.chat.platform, ctx.chat.chat_id)).get("pool") or 0)
+        if size <= 0:
+            return None
+        payer = await self.storage.user(f"{ctx.chat.platform}#chat", ctx.chat.chat_id, "chat pool")
+        return payer.id, size
 
     async def _refuse_queue_full(self, job: JobRecord) -> None:
         await self.storage.refund(job.id)
@@ -368,6 +380,8 @@ class App:
             ctx.user = await self.storage.user(ctx.user.platform, ctx.user.ext_id)
         elif len(words) >= 2:
             key, value = words[0].lower(), " ".join(words[1:])
+            if key == "pool" and not group_scope:
+                raise UserFacingError("error-chat-admin-only")
             change = await self._check_setting(key, value, ctx)
             if key == "lang":
                 await self.storage.set_language(ctx.user.id, change)
@@ -414,6 +428,10 @@ class App:
             defaults = await self._defaults(ctx)
             backend = defaults.get("backend") or self.config.default_backend
             return (await self._model_for(backend, {"model": value}, defaults, ctx)).name
+        if key == "pool":
+            if not value.isdigit() or int(value) > 100_000:
+                raise UserFacingError("error-setting-value", key=key, value=value, choices="0 … 100000")
+            return int(value)
         if key == "originals":
             return value.lower() in ("on", "yes", "true", "1")
         if key == "negative":
@@ -446,8 +464,13 @@ class App:
     async def _balance(self, ctx: _Ctx, rest: str, incoming: Incoming) -> None:
         b = await self.storage.balance(ctx.user.id)
         open_jobs = await self.storage.open_jobs_of(ctx.user.id)
-        await ctx.reply(ctx.t("balance", free=b.free_left_today, daily=b.daily_free, credits=b.credits,
-                              reserved=b.reserved, jobs=len(open_jobs), admin="yes" if ctx.admin else "no"))
+        text = ctx.t("balance", free=b.free_left_today, daily=b.daily_free, credits=b.credits,
+                     reserved=b.reserved, jobs=len(open_jobs), admin="yes" if ctx.admin else "no")
+        pool = await self._chat_pool(ctx)
+        if pool is not None:
+            shared = await self.storage.balance(pool[0], daily_free=pool[1])
+            text += "\n" + ctx.t("balance-chat-pool", free=shared.free_left_today, daily=pool[1])
+        await ctx.reply(text)
 
     async def _models(self, ctx: _Ctx, rest: str, incoming: Incoming) -> None:
         lines = [ctx.t("models-header")]

@@ -206,11 +206,14 @@ class Storage:
         parent_job: str | None = None,
         notes: list[dict[str, Any]] | None = None,
         max_queued_per_user: int | None = None,
+        pool: tuple[int, int] | None = None,
     ) -> JobRecord:
         """Write the job and reserve its quota in one transaction.
 
         Raises QuotaExceeded (nothing written) when the user cannot pay for every image,
         and TooManyQueued when the user already has ``max_queued_per_user`` open jobs.
+        ``pool`` is ``(payer_id, daily_size)`` of a group's shared daily pool: the job is paid
+        from it when the pool can cover it whole, else by the user as usual.
         """
         job_id = new_job_id()
         now = time.time()
@@ -224,7 +227,12 @@ class Storage:
                 if open_jobs >= max_queued_per_user:
                     raise TooManyQueued(open_jobs)
             if amount > 0:
-                await self._reserve(db, user_id, job_id, amount)
+                paid = False
+                if pool is not None:
+                    paid = await self._reserve(db, pool[0], job_id, amount, daily_free=pool[1], credits=False,
+                                               must=False)
+                if not paid:
+                    await self._reserve(db, user_id, job_id, amount)
             await db.execute(
                 "INSERT INTO jobs (id, user_id, kind, backend, spec, state, platform, chat_id, thread_id, "
                 "is_private, request_message_id, requester_mention, language, cost_per_image, notes, "
@@ -346,14 +354,24 @@ class Storage:
             free_delta, credits = await cur.fetchone()  # type: ignore[misc]
         return free_delta, credits
 
-    async def _reserve(self, db: aiosqlite.Connection, user_id: int, job_id: str, amount: int) -> None:
+    async def _reserve(self, db: aiosqlite.Connection, user_id: int, job_id: str, amount: int, *,
+                       daily_free: int | None = None, credits: bool = True, must: bool = True) -> bool:
+        """Hold ``amount`` for the job: the day's free images first, then credits.
+
+        Returns False (writing nothing) when it cannot be paid and ``must`` is false.
+        """
         day = today()
-        free_delta, credits = await self._pool_sums(db, user_id, day)
-        free_left = max(0, self.daily_free + free_delta)
+        daily = self.daily_free if daily_free is None else daily_free
+        free_delta, credit_balance = await self._pool_sums(db, user_id, day)
+        if not credits:
+            credit_balance = 0
+        free_left = max(0, daily + free_delta)
         from_free = min(amount, free_left)
         from_credit = amount - from_free
-        if from_credit > credits:
-            raise QuotaExceeded(amount, Balance(free_left, self.daily_free, credits, 0))
+        if from_credit > credit_balance:
+            if not must:
+                return False
+            raise QuotaExceeded(amount, Balance(free_left, daily, credit_balance, 0))
         now = time.time()
         for pool, part in (("free", from_free), ("credit", from_credit)):
             if part:
@@ -362,12 +380,18 @@ class Storage:
                     "VALUES (?, ?, 'reserve', ?, ?, ?, ?, ?)",
                     (user_id, job_id, pool, -part, day, f"reserve:{job_id}:{pool}", now),
                 )
+        return True
 
     async def _commit(self, db: aiosqlite.Connection, job: JobRecord, index: int) -> None:
+        # Booked to whoever held the money: the user, or a group's shared pool.
+        async with db.execute("SELECT user_id FROM ledger WHERE job_id = ? AND entry = 'reserve' LIMIT 1",
+                              (job.id,)) as cur:
+            row = await cur.fetchone()
+        payer = row["user_id"] if row else job.user_id
         await db.execute(
             "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
             "VALUES (?, ?, 'commit', 'spent', ?, ?, ?, ?)",
-            (job.user_id, job.id, job.cost_per_image, today(), f"commit:{job.id}:{index}", time.time()),
+            (payer, job.id, job.cost_per_image, today(), f"commit:{job.id}:{index}", time.time()),
         )
 
     async def refund(self, job_id: str) -> int:
@@ -385,7 +409,7 @@ class Storage:
             if any(r["entry"] == "refund" for r in rows):
                 return 0
             committed = sum(r["total"] for r in rows if r["entry"] == "commit")
-            user_id = rows[0]["user_id"]
+            user_id = next(r["user_id"] for r in rows if r["entry"] == "reserve")  # the payer
             day = next(r["day"] for r in rows if r["entry"] == "reserve")
             give_back = max(0, sum(held.values()) - committed)
             # Paid credits come back first, then the day's free images.
@@ -410,7 +434,8 @@ class Storage:
                 (user_id, amount, today(), note, idem_key, time.time()),
             )
 
-    async def balance(self, user_id: int) -> Balance:
+    async def balance(self, user_id: int, *, daily_free: int | None = None) -> Balance:
+        daily = self.daily_free if daily_free is None else daily_free
         free_delta, credits = await self._pool_sums(self._db, user_id, today())
         row = await self._one(
             "SELECT COALESCE(-SUM(l.amount), 0) AS held FROM ledger l JOIN jobs j ON j.id = l.job_id "
@@ -418,8 +443,8 @@ class Storage:
             (user_id,),
         )
         return Balance(
-            free_left_today=max(0, self.daily_free + free_delta),
-            daily_free=self.daily_free,
+            free_left_today=max(0, daily + free_delta),
+            daily_free=daily,
             credits=credits,
             reserved=row["held"] if row else 0,
         )

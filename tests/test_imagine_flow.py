@@ -275,3 +275,23 @@ async def _only_job(settings):
         return job
     finally:
         await storage.close()
+
+
+async def test_group_admins_set_chat_defaults_and_a_shared_pool(bot):
+    runtime, chat = bot
+    admin_says = lambda text: say(text, user=person("ann"), chat=GROUP)  # noqa: E731
+    await runtime.app.handle_message(admin_says("/settings chat pool 2"), chat)
+    assert "Only the chat's admins" in chat.log[-1].text
+    from dataclasses import replace
+
+    incoming = replace(admin_says("/settings chat pool 2"), sender_is_chat_admin=True)
+    await runtime.app.handle_message(incoming, chat)
+    await runtime.app.handle_message(replace(admin_says("/settings chat ar 2:3"), sender_is_chat_admin=True), chat)
+    await runtime.app.handle_message(say("/imagine a tower --steps 2 --n 2", user=person("bob"), chat=GROUP), chat)
+    await _finished(runtime, chat)
+    job = (await runtime.storage.recent_jobs())[0]
+    assert job.spec.height > job.spec.width  # the chat's default aspect
+    bob = await runtime.storage.user("console", "bob")
+    assert (await runtime.storage.balance(bob.id)).free_left_today == 10  # paid by the pool
+    await runtime.app.handle_message(say("/balance", user=person("bob"), chat=GROUP), chat)
+    assert "shared pool: 0 of 2" in chat.log[-1].text

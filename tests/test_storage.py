@@ -112,3 +112,18 @@ async def test_settings_merge_and_remove(storage):
     assert await storage.update_user_settings(user.id, {"ar": "3:2", "n": 2}) == {"ar": "3:2", "n": 2}
     assert await storage.update_user_settings(user.id, {"n": None}) == {"ar": "3:2"}
     assert (await storage.user("console", "ann")).settings == {"ar": "3:2"}
+
+
+async def test_a_group_pool_pays_first_and_gets_its_refunds(storage):
+    ann = await storage.user("telegram", "1")
+    pool = await storage.user("telegram#chat", "-100", "chat pool")
+    first = await storage.create_job(user_id=ann.id, spec=Txt2Img(prompt="x", n=2), backend="local", chat=CHAT,
+                                     language="en", cost_per_image=1, pool=(pool.id, 3))
+    second = await storage.create_job(user_id=ann.id, spec=Txt2Img(prompt="x", n=2), backend="local", chat=CHAT,
+                                      language="en", cost_per_image=1, pool=(pool.id, 3))
+    assert (await storage.balance(pool.id, daily_free=3)).free_left_today == 1
+    assert (await storage.balance(ann.id)).free_left_today == 3  # the pool could not cover the second job
+    await storage.refund(first.id)
+    assert (await storage.balance(pool.id, daily_free=3)).free_left_today == 3
+    await storage.refund(second.id)
+    assert (await storage.balance(ann.id)).free_left_today == 5

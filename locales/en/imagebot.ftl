@@ -7,6 +7,7 @@ help =
     Send a photo with an /imagine caption, or reply /imagine to a photo, to repaint it.
     Reply to one of my results with only flags (e.g. --seed 9) to run it again with those changes.
     /upscale — reply to a picture to enlarge it. /swap — reply to a picture with a face photo attached.
+    In groups, admins set the chat's defaults with /settings chat ar 3:2 and a shared daily pool with /settings chat pool 50.
     /settings — your defaults · /balance — your quota ({ $daily } free pictures a day) · /models · /lang · /cancel
 cmd-imagine = Make pictures from a prompt
 cmd-swap = Swap a face into a picture
@@ -70,6 +71,7 @@ balance =
     💳 Free pictures left today: { $free } of { $daily }
     Credits: { $credits }
     Held by running jobs: { $reserved } ({ $jobs } open job(s))
+balance-chat-pool = 👥 This chat's shared pool: { $free } of { $daily } pictures left today (used before your own).
 models-header = Models you can use with --model NAME:
 models-line = • { $backend }: { $models }
 lang-set = Language set to { $lang }.

@@ -7,6 +7,7 @@ help =
     发送带 /imagine 说明的照片，或用 /imagine 回复一张照片，即可重绘它。
     只带参数（如 --seed 9）回复我的结果，会按新参数重新生成。
     /upscale — 回复一张图片来放大。/swap — 回复一张图片并附上人脸照片来换脸。
+    在群里，管理员可以用 /settings chat ar 3:2 设置群默认值，用 /settings chat pool 50 设置每日共享额度。
     /settings — 默认设置 · /balance — 额度（每天免费 { $daily } 张）· /models · /lang · /cancel
 cmd-imagine = 根据描述生成图片
 cmd-swap = 把人脸换到图片里
@@ -70,6 +71,7 @@ balance =
     💳 今日剩余免费张数：{ $free } / { $daily }
     积分：{ $credits }
     进行中任务占用：{ $reserved }（{ $jobs } 个未完成任务）
+balance-chat-pool = 👥 本群共享额度：今日剩余 { $free } / { $daily } 张（优先于你自己的额度使用）。
 models-header = 可以用 --model 名称 选择的模型：
 models-line = • { $backend }：{ $models }
 lang-set = 语言已设为 { $lang }。
