@@ -84,7 +84,8 @@ class ConsoleMessenger:
             self._print(text)
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
-                          buttons: list[list[Button]] | None = None, reply_to: str | None = None) -> list[MessageRef]:
+                          buttons: list[list[Button]] | None = None, reply_to: str | None = None,
+                          as_files: bool = False) -> list[MessageRef]:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         mid = str(next(self._ids))
         lines = [caption]

@@ -103,9 +103,12 @@ class Messenger(Protocol):
 
     async def send_images(
         self, chat: ChatRef, images: list[OutImage], *, caption: str,
-        buttons: list[list[Button]] | None = None, reply_to: str | None = None,
+        buttons: list[list[Button]] | None = None, reply_to: str | None = None, as_files: bool = False,
     ) -> list[MessageRef]:
-        """Deliver results. Never dropped: waits out flood limits and retries."""
+        """Deliver results. Never dropped: waits out flood limits and retries.
+
+        ``as_files``: the user asked for originals (PNG documents, no recompression).
+        """
         ...
 
     async def delete(self, message: MessageRef) -> None: ...

@@ -216,9 +216,11 @@ class JobRunner:
             images = [OutImage(self.media.read(r.media_key), f"{job.id}_{i + 1}.png") for i, r in deliverable]
             caption = caption_for(t, job, [r.seed for _, r in deliverable])
             buttons = result_buttons(t, job, len(job.results)) if job.delivered == 0 else None
+            owner = await self.storage.user_by_id(job.user_id)
+            as_files = bool(owner and owner.settings.get("originals"))
             refs = await self._with_retries(
                 lambda: messenger.send_images(chat_of(job), images, caption=caption, buttons=buttons,
-                                              reply_to=job.chat.request_message_id)
+                                              reply_to=job.chat.request_message_id, as_files=as_files)
             )
             await self.storage.mark_delivered(job.id, len(job.results), [r.message_id for r in refs],
                                               job.chat.chat_id, job.chat.platform)

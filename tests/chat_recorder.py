@@ -27,6 +27,7 @@ class Shown:
     buttons: list[list[Button]] = field(default_factory=list)
     preview: bytes | None = None
     alert: bool = False
+    as_files: bool = False
 
 
 class RecordingMessenger:
@@ -52,9 +53,10 @@ class RecordingMessenger:
                         preview=preview))
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
-                          buttons: list[list[Button]] | None = None, reply_to: str | None = None) -> list[MessageRef]:
+                          buttons: list[list[Button]] | None = None, reply_to: str | None = None,
+                          as_files: bool = False) -> list[MessageRef]:
         mid = str(next(self._ids))
-        self._add(Shown("images", chat.chat_id, caption, mid, images=images, buttons=buttons or []))
+        self._add(Shown("images", chat.chat_id, caption, mid, images=images, buttons=buttons or [], as_files=as_files))
         return [MessageRef(chat, mid)]
 
     async def delete(self, message: MessageRef) -> None:

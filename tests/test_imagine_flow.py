@@ -236,6 +236,10 @@ async def test_settings_become_the_defaults_of_later_jobs(bot):
     await _finished(runtime, chat)
     job = (await runtime.storage.recent_jobs())[0]
     assert job.spec.steps == 3 and job.spec.width > job.spec.height
+    await runtime.app.handle_message(say("/settings originals on"), chat)
+    await runtime.app.handle_message(say("/imagine a cat"), chat)
+    await _finished(runtime, chat, 2)
+    assert chat.of("images")[0].as_files is False and chat.of("images")[1].as_files is True
     await runtime.app.handle_message(say("/lang zh-CN"), chat)
     await runtime.app.handle_message(say("/balance"), chat)
     assert "今日剩余免费张数" in chat.log[-1].text
