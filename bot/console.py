@@ -44,7 +44,11 @@ class ConsoleMessenger:
         if self._live_line is not None and self.interactive:
             self.out.write("\n")
         self._live_line = None
+        if self.interactive:
+            self.out.write("\r\x1b[2K")  # over the "> " prompt
         self.out.write(text + "\n")
+        if self.interactive:
+            self.out.write("> ")  # the prompt again, since output arrives between inputs
         self.out.flush()
 
     def _remember_buttons(self, message_id: str, buttons: list[list[Button]] | None) -> str:
@@ -105,6 +109,9 @@ class ConsoleMessenger:
                 self.out.write("\r\x1b[2K")
                 self.out.flush()
             self._live_line = None
+            if self.interactive:
+                self.out.write("> ")
+                self.out.flush()
 
     async def answer_press(self, press: Press, text: str | None = None, *, alert: bool = False) -> None:
         if text:
@@ -164,9 +171,6 @@ async def run_console(runtime: Runtime, *, stdin: TextIO | None = None, stdout: 
     queue = await _lines(stdin)
     counter = itertools.count(1)
     while True:
-        if interactive:
-            stdout.write("> ")
-            stdout.flush()
         line = await queue.get()
         if line is None:
             break
