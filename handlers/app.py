@@ -415,11 +415,11 @@ class App:
             return number
         if key == "cfg":
             try:
-                number = float(value)
+                cfg = float(value)
             except ValueError:
                 raise UserFacingError("error-setting-value", key=key, value=value, choices="0 … 30") from None
-            validate({"kind": "txt2img", "prompt": "x", "cfg": number})
-            return number
+            validate({"kind": "txt2img", "prompt": "x", "cfg": cfg})
+            return cfg
         if key == "backend":
             if value not in self.backends:
                 raise UserFacingError("error-backend-unknown", backend=value, choices=", ".join(sorted(self.backends)))

@@ -116,8 +116,7 @@ class JobRunner:
         try:
             images = await self._generate(job, live)
             await self._store_results(job, images)
-            job = await self.storage.job(job_id)
-            assert job is not None
+            job = await self.storage.job(job_id) or job  # now with its results
             await self._deliver(job)
         except JobCancelled:
             await self._cancelled(job)

@@ -28,8 +28,8 @@ def latents_to_jpeg(latents: Any, *, family: str = "sd15", max_side: int = 256, 
     rgb = torch.einsum("chw,cr->hwr", lat, factors)
     if family == "sdxl":
         rgb = rgb + torch.tensor(SDXL_BIAS)
-    rgb = ((rgb + 1.0) / 2.0).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    image = Image.fromarray(rgb, "RGB")
+    pixels = ((rgb + 1.0) / 2.0).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    image = Image.fromarray(pixels, "RGB")
     scale = max_side / max(image.size)
     if scale > 1:
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
