@@ -156,6 +156,7 @@ async def build_runtime(settings: Settings, *, backends: dict[str, Backend] | No
         config=AppConfig(
             default_backend=default_backend,
             default_model=settings.default_model,
+            default_language=settings.default_language,
             max_queued_per_user=settings.max_queued_per_user,
             cost_of=settings.cost_of,
             is_admin=settings.is_admin,

@@ -50,6 +50,7 @@ class AppConfig:
     default_backend: str = "local"
     default_model: str = "sd-turbo"
     tools_backend: str = "tools"
+    default_language: str = "en"  # for users whose client tells no language
     max_queued_per_user: int = 3
     cost_of: Callable[[str], int] = lambda backend: 1
     is_admin: Callable[[str, str], bool] = lambda platform, user_id: False
@@ -120,7 +121,7 @@ class App:
     async def _context(self, messenger: Messenger, chat: ChatRef, user_ref: UserRef,
                        message_id: str | None, chat_admin: bool = False) -> _Ctx:
         user = await self.storage.user(user_ref.platform, user_ref.user_id, user_ref.display_name)
-        lang = user.language or normalize_language(user_ref.language_hint)
+        lang = user.language or normalize_language(user_ref.language_hint or self.config.default_language)
         admin = self.config.is_admin(user_ref.platform, user_ref.user_id)
         return _Ctx(messenger, chat, user_ref, user, Translator(lang), message_id, admin,
                     {"chat_admin": chat_admin or admin or chat.is_private})
