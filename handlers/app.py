@@ -602,19 +602,22 @@ class App:
             await self.cancel_job(job)
             await ctx.messenger.answer_press(press, ctx.t("cancel-done", count=1))
             return
-        if job.state is not JobState.DONE or not isinstance(job.spec, GenerationBase):
+        # DELIVERING too: a quick press can land while the job is still being wrapped up.
+        if job.state not in (JobState.DONE, JobState.DELIVERING) or not job.results \
+                or not isinstance(job.spec, GenerationBase):
             await ctx.messenger.answer_press(press, ctx.t("press-invalid"), alert=True)
             return
+        # Each press below is a new job on the presser's own quota; the press is answered
+        # after enqueueing so a refusal (quota, queue full) reaches the presser as an alert.
         if kind == "r":
             spec = with_changes(job.spec, seed=_fresh_seed())
-            await ctx.messenger.answer_press(press, ctx.t("press-queued"))
             await self.enqueue(ctx, spec, job.backend, parent=job.id)
+            await ctx.messenger.answer_press(press, ctx.t("press-queued"))
             return
         if not index_text.isdigit() or int(index_text) >= len(job.results) or not job.results[int(index_text)].media_key:
             await ctx.messenger.answer_press(press, ctx.t("press-invalid"), alert=True)
             return
         source = job.results[int(index_text)].media_key
-        await ctx.messenger.answer_press(press, ctx.t("press-queued"))
         if kind == "u":
             spec2: JobSpec = Upscale(image=source, scale=2)
             await self.enqueue(ctx, spec2, self.config.tools_backend, parent=job.id)
@@ -629,6 +632,7 @@ class App:
             spec3 = Img2Img.model_validate(data)
             backend = job.backend if self.backends[job.backend].supports(spec3) else self.config.default_backend
             await self.enqueue(ctx, spec3, backend, parent=job.id)
+        await ctx.messenger.answer_press(press, ctx.t("press-queued"))
 
 
 def _fresh_seed() -> int:

@@ -97,8 +97,12 @@ class Messenger(Protocol):
     async def edit_text(
         self, message: MessageRef, text: str, *, preview: bytes | None = None,
         buttons: list[list[Button]] | None = None,
-    ) -> None:
-        """Edit a status message. May be dropped under flood pressure (progress is lossy)."""
+    ) -> MessageRef | None:
+        """Edit a status message. May be dropped under flood pressure (progress is lossy).
+
+        An adapter that had to replace the message (Telegram turns a text status into a
+        photo to show a preview) returns the new one; the caller stores it with the job.
+        """
         ...
 
     async def send_images(

@@ -273,8 +273,11 @@ class JobRunner:
         if messenger is None or not job.status_message_id:
             return
         try:
-            await messenger.edit_text(MessageRef(chat_of(job), job.status_message_id), text,
-                                      preview=preview, buttons=buttons)
+            replaced = await messenger.edit_text(MessageRef(chat_of(job), job.status_message_id), text,
+                                                 preview=preview, buttons=buttons)
+            if replaced is not None and replaced.message_id != job.status_message_id:
+                # Kept with the job so a restarted process edits the message users now see.
+                await self.storage.set_status_message(job.id, replaced.message_id)
         except asyncio.CancelledError:
             raise
         except Exception:  # progress is best effort; the result is what matters
