@@ -38,6 +38,8 @@ def redact_path(path: str) -> str:
     m = re.match(r"^(/callbacks/[^/]+/[^/]+)/[^/]+/?$", path)
     if m:
         return m.group(1) + "/***"
+    if path.startswith("/telegram/"):
+        return "/telegram/***"  # the webhook path is a secret too
     return path
 
 

@@ -90,7 +90,16 @@ class Runtime:
     _started: bool = False
 
     async def start(self, *, web: bool | None = None) -> None:
-        """Start the queue, resume unfinished jobs, and the web server when it is needed."""
+        """Start the queue, resume unfinished jobs, and the web server when it is needed.
+
+        Idempotent: with several platforms in one process each runner may call it; the
+        first call does the work (after every messenger was attached).
+        """
+        if self._started:
+            if web and self.web is not None:
+                await self.web.start()
+            return
+        self._started = True
         await self.scheduler.start()
         recovered = await self.runner.recover()
         if recovered:
@@ -98,7 +107,6 @@ class Runtime:
         want_web = web if web is not None else bool(self.settings.public_base_url)
         if want_web and self.web is not None:
             await self.web.start()
-        self._started = True
 
     async def stop(self) -> None:
         await self.scheduler.stop()

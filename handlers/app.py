@@ -243,7 +243,8 @@ class App:
     # --- the shared enqueue step ---------------------------------------------------------
 
     async def enqueue(self, ctx: _Ctx, spec: JobSpec, backend_name: str, *, parent: str | None = None,
-                      notes: list[Problem] | None = None) -> JobRecord | None:
+                      notes: list[Problem] | None = None,
+                      on_accepted: Callable[[], Awaitable[None]] | None = None) -> JobRecord | None:
         if self.paused and not ctx.admin:
             raise UserFacingError("error-paused")
         backend = self.backends.get(backend_name)
@@ -273,6 +274,8 @@ class App:
                                   daily=self.storage.daily_free) from None
         except TooManyQueued as e:
             raise UserFacingError("error-too-many-queued", count=e.open_jobs) from None
+        if on_accepted is not None:
+            await on_accepted()  # e.g. answer the button press now, before the chat's rate limit
         # The job is durable now; only then does the user hear that it is queued. The status
         # message id is stored before the job can start, so every progress edit finds it.
         if self.scheduler.queued >= self.scheduler.max_total:
@@ -607,12 +610,15 @@ class App:
                 or not isinstance(job.spec, GenerationBase):
             await ctx.messenger.answer_press(press, ctx.t("press-invalid"), alert=True)
             return
-        # Each press below is a new job on the presser's own quota; the press is answered
-        # after enqueueing so a refusal (quota, queue full) reaches the presser as an alert.
+        # Each press below is a new job on the presser's own quota. The press is answered once
+        # the job is written (so a refusal, e.g. quota, still comes back as an alert on the
+        # press) but before the status message, which may wait for the chat's rate limit.
+        async def accepted() -> None:
+            await ctx.messenger.answer_press(press, ctx.t("press-queued"))
+
         if kind == "r":
             spec = with_changes(job.spec, seed=_fresh_seed())
-            await self.enqueue(ctx, spec, job.backend, parent=job.id)
-            await ctx.messenger.answer_press(press, ctx.t("press-queued"))
+            await self.enqueue(ctx, spec, job.backend, parent=job.id, on_accepted=accepted)
             return
         if not index_text.isdigit() or int(index_text) >= len(job.results) or not job.results[int(index_text)].media_key:
             await ctx.messenger.answer_press(press, ctx.t("press-invalid"), alert=True)
@@ -620,7 +626,7 @@ class App:
         source = job.results[int(index_text)].media_key
         if kind == "u":
             spec2: JobSpec = Upscale(image=source, scale=2)
-            await self.enqueue(ctx, spec2, self.config.tools_backend, parent=job.id)
+            await self.enqueue(ctx, spec2, self.config.tools_backend, parent=job.id, on_accepted=accepted)
         else:  # vary: a light img2img of the chosen picture with a new seed, like Midjourney's V
             with Image.open(io.BytesIO(self.media.read(source))) as im:
                 size = im.size
@@ -631,8 +637,7 @@ class App:
                 data.pop(extra, None)
             spec3 = Img2Img.model_validate(data)
             backend = job.backend if self.backends[job.backend].supports(spec3) else self.config.default_backend
-            await self.enqueue(ctx, spec3, backend, parent=job.id)
-        await ctx.messenger.answer_press(press, ctx.t("press-queued"))
+            await self.enqueue(ctx, spec3, backend, parent=job.id, on_accepted=accepted)
 
 
 def _fresh_seed() -> int:

@@ -170,19 +170,22 @@ class JobRunner:
                     checkpoint=dict(job.checkpoint), save_checkpoint=save_checkpoint)
         t = Translator(job.language)
         last_edit = -1e9
+        pending_preview: bytes | None = None  # the newest preview of skipped events
         started = self._clock()
         async with asyncio.timeout(self.job_timeout_s):
             async for event in backend.run(work):
                 if isinstance(event, Progress):
                     now = self._clock()
+                    preview = event.preview or pending_preview
                     if now - last_edit < self.progress_interval_s and event.step < event.total:
-                        continue  # coalesce: chats cannot take an edit per step
-                    last_edit = now
+                        pending_preview = preview  # coalesce: chats cannot take an edit per step
+                        continue
+                    last_edit, pending_preview = now, None
                     elapsed = now - started
                     eta = elapsed / event.step * (event.total - event.step) if event.step else None
                     await self._edit_status(
                         job, status_running(t, step=event.step, total=event.total, eta_s=eta),
-                        preview=event.preview, buttons=cancel_buttons(t, job.id),
+                        preview=preview, buttons=cancel_buttons(t, job.id),
                     )
                 elif isinstance(event, Finished):
                     if live.cancel.cancelled:
