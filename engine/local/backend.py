@@ -5,7 +5,11 @@ time, and the event loop must keep serving chats). Each job gets a fresh schedul
 one CPU ``torch.Generator`` per image seeded ``seed + k``, so any image can be re-made
 alone and the same seed gives the same bytes. Progress and latent previews flow back
 to the event loop through a queue; cancelling sets the pipeline's interrupt flag and
-the run stops at the next step.
+the run stops at the next step, before the VAE decode.
+
+Only canny control maps are computed here (``cv2.Canny``); for the other control types
+the given picture is used as the control map as it is (a depth map, a pose skeleton, a
+line drawing...), since their detectors need weights of their own.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.backend import (
     BackendEvent,
@@ -31,7 +35,7 @@ from engine.backend import (
     Work,
 )
 from engine.errors import BackendError, JobCancelled
-from engine.jobs import ControlNet, GenerationBase, Img2Img, Inpaint, JobSpec
+from engine.jobs import ControlNet, GenerationSpec, Img2Img, Inpaint, JobSpec, Txt2Img
 from engine.local.pipelines import PipelineCache
 from engine.local.previews import latents_to_jpeg
 from engine.local.registry import LocalModel, ModelRegistry
@@ -54,11 +58,14 @@ class LocalDiffusersBackend:
     name = "local"
 
     def __init__(self, registry: ModelRegistry, *, device: str = "auto", offline: bool = False,
-                 default_model: str = "sd-turbo", max_models: int = 2, previews_per_job: int = 5) -> None:
+                 concurrency: int = 1, default_model: str = "sd-turbo", max_models: int = 2,
+                 previews_per_job: int = 5) -> None:
+        """``concurrency`` is what the scheduler may hand over at once; the jobs still run one
+        after another on the single worker thread (one GPU), so 1 is the honest value."""
         self.registry = registry
         self.default_model = default_model
         self.previews_per_job = previews_per_job
-        self.concurrency = 1
+        self.concurrency = concurrency
         self._device_setting = device
         self._offline = offline
         self._max_models = max_models
@@ -81,7 +88,7 @@ class LocalDiffusersBackend:
 
     async def run(self, work: Work) -> AsyncIterator[BackendEvent]:
         spec = work.spec
-        if not isinstance(spec, GenerationBase):
+        if not isinstance(spec, Txt2Img | Img2Img | Inpaint | ControlNet):
             raise BackendError("error-backend-cannot", backend=self.name, kind=spec.kind)
         model = self.registry.get(spec.model or self.default_model)
         loop = asyncio.get_running_loop()
@@ -94,7 +101,8 @@ class LocalDiffusersBackend:
         try:
             while not future.done() or not events.empty():
                 getter = asyncio.ensure_future(events.get())
-                done, _ = await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[Any]] = {getter, future}
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     yield getter.result()
                 else:
@@ -107,12 +115,27 @@ class LocalDiffusersBackend:
 
     # --- on the worker thread ---------------------------------------------------------
 
-    def _generate(self, model: LocalModel, spec: GenerationBase, media: MediaReader, cancel: CancelToken,
+    def _generate(self, model: LocalModel, spec: GenerationSpec, media: MediaReader, cancel: CancelToken,
                   emit: Callable[[Progress], None]) -> list[ResultImage]:
         import torch
 
         if cancel.cancelled:
             raise JobCancelled()
+        inputs = self._inputs(spec, media)
+        try:
+            return self._diffuse(model, spec, inputs, cancel, emit)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _is_out_of_memory(e):
+                raise
+            log.warning("out of memory in a %s job at %dx%d, n=%d: unloading models", spec.kind,
+                        spec.width, spec.height, spec.n)
+            self.cache.clear()
+            raise BackendError("error-out-of-memory", backend=self.name) from None
+
+    def _diffuse(self, model: LocalModel, spec: GenerationSpec, inputs: dict[str, Any], cancel: CancelToken,
+                 emit: Callable[[Progress], None]) -> list[ResultImage]:
+        import torch
+
         control_type = spec.control_type if isinstance(spec, ControlNet) else ""
         pipe = self.cache.pipeline(model, spec.kind, control_type)
         # A fresh scheduler per job: schedulers keep per-run state (step index, sigmas).
@@ -124,18 +147,21 @@ class LocalDiffusersBackend:
             "num_inference_steps": spec.steps,
             "guidance_scale": spec.cfg,
             "num_images_per_prompt": spec.n,
+            # CPU generators: the same seed gives the same picture on any device.
             "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
             "output_type": "pil",
         }
-        kwargs.update(self._inputs(spec, media))
-        preview_every = max(1, math.ceil(spec.steps / max(1, self.previews_per_job)))
+        kwargs.update(inputs)
 
         def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
             if cancel.cancelled:
                 p._interrupt = True
+                raise JobCancelled()  # now, not after the VAE decode of a picture nobody wants
+            # num_timesteps, not spec.steps: img2img at strength 0.6 runs 12 of 20 steps.
             total = int(getattr(p, "num_timesteps", 0) or spec.steps)
+            every = max(1, math.ceil(total / max(1, self.previews_per_job)))
             preview = None
-            if self.previews_per_job and (step + 1) % preview_every == 0 and step + 1 < total:
+            if self.previews_per_job and (step + 1) % every == 0 and step + 1 < total:
                 try:
                     preview = latents_to_jpeg(callback_kwargs["latents"], family=model.family)
                 except Exception:  # a preview is a nicety; never fail a job for it
@@ -143,13 +169,8 @@ class LocalDiffusersBackend:
             emit(Progress(step + 1, total, preview))
             return callback_kwargs
 
-        try:
-            with torch.inference_mode():
-                out = pipe(**kwargs, callback_on_step_end=on_step_end,
-                           callback_on_step_end_tensor_inputs=["latents"])
-        except torch.OutOfMemoryError:
-            self.cache.clear()
-            raise BackendError("error-out-of-memory", backend=self.name) from None
+        with torch.inference_mode():
+            out = pipe(**kwargs, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
         if cancel.cancelled:
             raise JobCancelled()
         flagged = getattr(out, "nsfw_content_detected", None) or [False] * len(out.images)
@@ -163,24 +184,31 @@ class LocalDiffusersBackend:
             results.append(ResultImage(png=buf.getvalue(), seed=seed))
         return results
 
-    def _inputs(self, spec: GenerationBase, media: MediaReader) -> dict[str, Any]:
+    def _inputs(self, spec: GenerationSpec, media: MediaReader) -> dict[str, Any]:
         size = (spec.width, spec.height)
 
-        def load(key: str, mode: str = "RGB") -> Image.Image:
-            with Image.open(io.BytesIO(media.read(key))) as im:
-                return im.convert(mode).resize(size, Image.Resampling.LANCZOS)
+        def load(key: str, what: str, mode: str = "RGB") -> Image.Image:
+            try:
+                data = media.read(key)
+            except Exception as e:  # storage.media.MediaError, or another reader's own error
+                log.info("input %s of a %s job cannot be read: %s", what, spec.kind, type(e).__name__)
+                raise BackendError("error-local-input-gone", backend=self.name, what=what) from None
+            try:
+                with Image.open(io.BytesIO(data)) as opened:
+                    upright = ImageOps.exif_transpose(opened)  # phone photos carry their rotation in EXIF
+                    return upright.convert(mode).resize(size, Image.Resampling.LANCZOS)
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                raise BackendError("error-image-corrupt", backend=self.name, what=what) from None
 
         if isinstance(spec, Img2Img):
-            return {"image": load(spec.init_image), "strength": spec.strength,
+            return {"image": load(spec.init_image, "picture"), "strength": spec.strength,
                     "num_inference_steps": _steps_for_strength(spec.steps, spec.strength)}
         if isinstance(spec, Inpaint):
-            return {"image": load(spec.init_image), "mask_image": load(spec.mask_image, "L"),
+            return {"image": load(spec.init_image, "picture"), "mask_image": load(spec.mask_image, "mask", "L"),
                     "strength": spec.strength, "width": spec.width, "height": spec.height,
                     "num_inference_steps": _steps_for_strength(spec.steps, spec.strength)}
         if isinstance(spec, ControlNet):
-            image = load(spec.control_image)
-            # Only canny is computed here; other types expect a ready control map (a depth map,
-            # a pose skeleton...), since their detectors need weights of their own.
+            image = load(spec.control_image, "picture")
             control = canny_map(image) if spec.control_type == "canny" else image
             return {"image": control, "controlnet_conditioning_scale": spec.control_scale,
                     "width": spec.width, "height": spec.height}
@@ -196,3 +224,10 @@ class LocalDiffusersBackend:
 def _steps_for_strength(steps: int, strength: float) -> int:
     # img2img runs int(steps * strength) steps; at least one must remain (Turbo: 2 steps at 0.5).
     return max(steps, math.ceil(1 / strength))
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    # CUDA raises its own type; MPS and some CUDA paths raise a RuntimeError that says so.
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()

@@ -89,7 +89,7 @@ def build_demo_model(dest: Path, *, seed: int = 0) -> Path:
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    pipe.save_pretrained(dest)
+    pipe.save_pretrained(dest)  # type: ignore[attr-defined]  # diffusers' mixins are untyped
     for f in tok_dir.iterdir():
         f.unlink()
     tok_dir.rmdir()
@@ -99,3 +99,19 @@ def build_demo_model(dest: Path, *, seed: int = 0) -> Path:
         "Random weights built by `python -m bot demo-model`: this model paints noise.\n", encoding="utf-8"
     )
     return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.local.demo_model DEST [--seed N]`` (the bot's CLI has ``demo-model``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m engine.local.demo_model", description=main.__doc__)
+    parser.add_argument("dest", type=Path, help="folder to write, e.g. models/demo")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(build_demo_model(args.dest, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,11 +14,12 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from engine.errors import ModelUnavailable
-from engine.local.registry import LocalModel
+from engine.local.registry import LocalModel, is_local_path
 
 log = logging.getLogger(__name__)
 
@@ -71,32 +72,40 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
     return ok
 
 
-def cached_on_disk(repo_id: str) -> bool:
+def cached_on_disk(repo_id: str, filename: str = "model_index.json") -> bool:
+    """Whether a hub repo's index file is in the local Hugging Face cache."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo_id, "model_index.json")
+    try:
+        found = try_to_load_from_cache(repo_id, filename)
+    except Exception:  # a malformed id ("a/b/c") is simply not cached
+        return False
     return isinstance(found, str)
 
 
-def _unavailable(model: LocalModel, err: BaseException) -> ModelUnavailable:
-    text = f"{type(err).__name__}: {err}"
-    if model.is_local_folder:
-        reason = "missing-folder" if "no file named" in text.lower() or "does not appear" in text.lower() \
-            or isinstance(err, FileNotFoundError) else "bad-files"
-    else:
-        reason = "not-downloaded"
-    log.warning("model %s could not be loaded (%s): %s", model.name, reason, text[:300])
-    return ModelUnavailable(model.name, reason)
+def _hub_offline_env() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 class PipelineCache:
+    """Base pipelines per model (LRU), derived pipelines per kind, ControlNets per source.
+
+    Every method runs on the backend's single worker thread; the lock only guards
+    against a stray caller (a bench, a test) touching the cache at the same time.
+    """
+
     def __init__(self, *, device: str = "auto", offline: bool = False, max_models: int = 2) -> None:
         self.device = pick_device(device)
-        self.offline = offline
-        self.max_models = max_models
+        self.offline = offline or _hub_offline_env()
+        self.max_models = max(1, max_models)
         self._bases: OrderedDict[str, Any] = OrderedDict()
         self._derived: dict[tuple[str, str, str], Any] = {}
         self._controlnets: dict[str, Any] = {}
+        # Which ControlNet source each derived ControlNet pipeline holds, so that evicting a
+        # model also frees the ControlNets no resident model uses.
+        self._derived_controlnet: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
         self.loads = 0  # how many times weights were read from disk or the hub (for tests and benches)
         _quiet_libraries()
@@ -105,7 +114,44 @@ class PipelineCache:
     def dtype(self) -> Any:
         import torch
 
-        return torch.float16 if self.device.startswith("cuda") else torch.float32
+        # Half precision where it is fast; on a CPU fp16 is about 10x slower than fp32.
+        return torch.float16 if self.device.startswith(("cuda", "mps")) else torch.float32
+
+    def resident(self) -> list[str]:
+        """Names of the models whose weights are loaded, least recently used first."""
+        return list(self._bases)
+
+    # --- loading ------------------------------------------------------------------
+
+    def _local_only(self, label: str, source: str, index_file: str) -> bool:
+        """Fail fast when ``source`` cannot be had here; else whether to stay off the hub."""
+        if is_local_path(source):
+            path = Path(source).expanduser()
+            if path.is_file():
+                raise ModelUnavailable(label, "not-a-folder")
+            if not path.is_dir():
+                raise ModelUnavailable(label, "missing-folder")
+            return True
+        if cached_on_disk(source, index_file):
+            return True  # already downloaded: no need to ask the hub again
+        if self.offline or not hub_reachable():
+            raise ModelUnavailable(label, "not-downloaded")
+        return False
+
+    def _load(self, label: str, source: str, local_only: bool, loader: Any) -> Any:
+        try:
+            obj = loader(source, dtype=self.dtype, local_files_only=local_only)
+        except Exception as first:
+            # A cached index with missing weights (an interrupted download): fetch the rest.
+            if local_only and not is_local_path(source) and not self.offline and hub_reachable():
+                try:
+                    obj = loader(source, dtype=self.dtype, local_files_only=False)
+                except Exception as e:
+                    raise _unavailable(label, source, e) from None
+            else:
+                raise _unavailable(label, source, first) from None
+        self.loads += 1
+        return obj
 
     def _base(self, model: LocalModel) -> Any:
         from diffusers import AutoPipelineForText2Image
@@ -113,47 +159,35 @@ class PipelineCache:
         if model.name in self._bases:
             self._bases.move_to_end(model.name)
             return self._bases[model.name]
-        if model.is_local_folder and not __import__("pathlib").Path(model.source).expanduser().is_dir():
-            raise ModelUnavailable(model.name, "missing-folder")
-        local_only = self.offline or model.is_local_folder
-        if not local_only and cached_on_disk(model.source):
-            local_only = True  # already downloaded: no need to ask the hub again
-        elif not local_only and not hub_reachable():
-            raise ModelUnavailable(model.name, "not-downloaded")
-        try:
-            pipe = AutoPipelineForText2Image.from_pretrained(model.source, dtype=self.dtype,
-                                                             local_files_only=local_only)
-        except Exception as e:  # hub offline, missing or broken files: all mean "cannot use it here"
-            raise _unavailable(model, e) from None
-        self.loads += 1
+        local_only = self._local_only(model.name, model.source, "model_index.json")
+        # Make room before loading: two big models side by side is how a GPU runs out of memory.
+        while len(self._bases) >= self.max_models:
+            self._evict(next(iter(self._bases)))
+        pipe = self._load(model.name, model.source, local_only, AutoPipelineForText2Image.from_pretrained)
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         self._bases[model.name] = pipe
-        while len(self._bases) > self.max_models:
-            old, _ = self._bases.popitem(last=False)
-            for key in [k for k in self._derived if k[0] == old]:
-                del self._derived[key]
-            self._free_memory()
         return pipe
 
-    def _controlnet(self, model: LocalModel, control_type: str) -> Any:
+    def _controlnet(self, model: LocalModel, control_type: str) -> tuple[str, Any]:
         from diffusers import ControlNetModel
 
+        label = f"{model.name}/{control_type}"
         source = model.controlnets.get(control_type)
         if source is None:
-            raise ModelUnavailable(f"{model.name}/{control_type}", "no-controlnet")
+            raise ModelUnavailable(label, "no-controlnet")
         if source not in self._controlnets:
-            try:
-                cn = ControlNetModel.from_pretrained(
-                    source, dtype=self.dtype, local_files_only=self.offline or model.is_local_folder)
-            except Exception as e:
-                raise _unavailable(model, e) from None
-            self.loads += 1
+            local_only = self._local_only(label, source, "config.json")
+            cn = self._load(label, source, local_only, ControlNetModel.from_pretrained)
             self._controlnets[source] = cn.to(self.device)
-        return self._controlnets[source]
+        return source, self._controlnets[source]
 
     def pipeline(self, model: LocalModel, kind: str, control_type: str = "") -> Any:
-        """The pipeline for one job kind, built from the model's cached base pipeline."""
+        """The pipeline for one job kind, built from the model's cached base pipeline.
+
+        Raises ModelUnavailable (with a reason code for the user) when the weights cannot
+        be had here.
+        """
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
         with self._lock:
@@ -167,17 +201,33 @@ class PipelineCache:
                 elif kind == "inpaint":
                     pipe = AutoPipelineForInpainting.from_pipe(base)
                 elif kind == "controlnet":
-                    pipe = AutoPipelineForText2Image.from_pipe(base, controlnet=self._controlnet(model, control_type))
+                    source, controlnet = self._controlnet(model, control_type)
+                    pipe = AutoPipelineForText2Image.from_pipe(base, controlnet=controlnet)
+                    self._derived_controlnet[key] = source
                 else:
-                    raise ValueError(kind)
+                    raise ValueError(f"no pipeline for job kind {kind!r}")
                 pipe.set_progress_bar_config(disable=True)
                 self._derived[key] = pipe
             return self._derived[key]
+
+    # --- freeing ------------------------------------------------------------------
+
+    def _evict(self, name: str) -> None:
+        self._bases.pop(name, None)
+        for key in [k for k in self._derived if k[0] == name]:
+            del self._derived[key]
+            self._derived_controlnet.pop(key, None)
+        in_use = set(self._derived_controlnet.values())
+        for source in [s for s in self._controlnets if s not in in_use]:
+            del self._controlnets[source]
+        log.info("unloaded model %s", name)
+        self._free_memory()
 
     def clear(self) -> None:
         with self._lock:
             self._bases.clear()
             self._derived.clear()
+            self._derived_controlnet.clear()
             self._controlnets.clear()
             self._free_memory()
 
@@ -189,3 +239,18 @@ class PipelineCache:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            torch.mps.empty_cache()
+
+
+def _unavailable(label: str, source: str, err: BaseException) -> ModelUnavailable:
+    """A short reason code for the user; the library's own words go to the log only."""
+    text = f"{type(err).__name__}: {err}"
+    if not is_local_path(source):
+        reason = "not-downloaded"
+    elif isinstance(err, FileNotFoundError) or "no file named" in text.lower() or "does not appear" in text.lower():
+        reason = "incomplete-folder"
+    else:
+        reason = "bad-files"
+    log.warning("model %s could not be loaded (%s): %s", label, reason, text[:300])
+    return ModelUnavailable(label, reason)

@@ -1,7 +1,9 @@
 """Cheap previews straight from the latents, with no extra weights.
 
 A fixed linear map from the 4 latent channels to RGB (the well-known approximation
-ComfyUI and A1111 use for their "latent preview") costs well under a millisecond.
+ComfyUI and A1111 use for their "latent preview") costs well under a millisecond
+(about 1 ms with the upscale to 256 px on a slow CPU). The latents a step callback
+gets are the noisy ones, so early previews are grainy and sharpen as the run goes.
 """
 
 from __future__ import annotations

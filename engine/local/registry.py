@@ -7,6 +7,11 @@ or overrides entries::
     {"dreamshaper": {"source": "Lykon/dreamshaper-8", "family": "sd15",
                      "controlnets": {"canny": "lllyasviel/control_v11p_sd15_canny"}}}
 
+A source that starts with ``./`` or ``../`` is relative to the JSON file's folder, ``~``
+is the user's home; anything else that is not an existing folder is a hub id. A mistake
+in the file (unknown field, new entry without ``source``, unknown family) stops start-up
+with a ``ValueError`` that names the entry: it is the operator's error, not a user's.
+
 This module imports without torch.
 """
 
@@ -19,6 +24,8 @@ from typing import Any
 
 from engine.backend import ModelInfo
 from engine.errors import ModelUnavailable
+
+FAMILIES = ("sd15", "sd21", "sdxl")
 
 _SD15_CONTROLNETS = {
     "canny": "lllyasviel/control_v11p_sd15_canny",
@@ -42,7 +49,7 @@ class LocalModel:
 
     @property
     def is_local_folder(self) -> bool:
-        return self.source.startswith(("/", ".", "~")) or Path(self.source).exists()
+        return is_local_path(self.source)
 
     def info(self) -> ModelInfo:
         kinds = ("txt2img", "img2img", "inpaint") + (("controlnet",) if self.controlnets else ())
@@ -61,6 +68,19 @@ BUILTIN: tuple[LocalModel, ...] = (
 )
 
 
+def is_local_path(source: str) -> bool:
+    """A folder on this machine (existing or not) rather than a hub id like ``org/name``."""
+    return source.startswith((".", "~")) or Path(source).is_absolute() or Path(source).exists()
+
+
+def _resolve(source: str, base: Path) -> str:
+    if source.startswith("~"):
+        return str(Path(source).expanduser())
+    if source.startswith(("./", "../", ".\\", "..\\")):
+        return str((base / source).resolve())
+    return source
+
+
 class ModelRegistry:
     def __init__(self, models_dir: Path, models_file: Path | None = None) -> None:
         self.models_dir = Path(models_dir)
@@ -76,10 +96,30 @@ class ModelRegistry:
 
     def _load_file(self, path: Path) -> None:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected an object of model entries")
+        allowed = set(LocalModel.__dataclass_fields__) - {"name"}
         for name, entry in data.items():
-            base = self._models.get(name) or LocalModel(name, entry["source"])
-            fields = {k: v for k, v in entry.items() if k in LocalModel.__dataclass_fields__}
-            self._models[name] = replace(base, **fields)
+            if not isinstance(entry, dict):
+                raise ValueError(f"{path}: model {name!r} must be an object")
+            unknown = set(entry) - allowed
+            if unknown:
+                raise ValueError(f"{path}: model {name!r} has unknown fields {sorted(unknown)}")
+            base = self._models.get(name)
+            if base is None:
+                if "source" not in entry:
+                    raise ValueError(f"{path}: new model {name!r} needs a source")
+                base = LocalModel(name, entry["source"])
+            fields = dict(entry)
+            if "source" in fields:
+                fields["source"] = _resolve(str(fields["source"]), path.parent)
+            if "controlnets" in fields:
+                fields["controlnets"] = {str(k): _resolve(str(v), path.parent)
+                                         for k, v in dict(fields["controlnets"]).items()}
+            model = replace(base, **fields)
+            if model.family not in FAMILIES:
+                raise ValueError(f"{path}: model {name!r} has family {model.family!r}, not one of {FAMILIES}")
+            self._models[name] = model
 
     def get(self, name: str) -> LocalModel:
         model = self._models.get(name)
