@@ -7,7 +7,7 @@ the README draws (adapter -> handlers -> storage -> scheduler -> backend -> hand
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.settings import Settings
@@ -86,7 +86,6 @@ class Runtime:
     app: App
     web: Any = None
     hub: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
     _started: bool = False
 
     async def start(self, *, web: bool | None = None) -> None:

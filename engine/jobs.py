@@ -135,12 +135,3 @@ def parse_job_spec(data: dict | str | bytes) -> JobSpec:
 def dump_job_spec(spec: JobSpec) -> str:
     return spec.model_dump_json()
 
-
-def input_media(spec: JobSpec) -> list[str]:
-    """Every media key a job reads, for re-hosting and clean-up."""
-    keys: list[str] = []
-    for name in ("init_image", "mask_image", "control_image", "face_image", "target_image", "image"):
-        value = getattr(spec, name, None)
-        if value:
-            keys.append(value)
-    return keys

@@ -75,14 +75,6 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def add_lane(self, name: str, workers: int) -> None:
-        if name in self._lanes:
-            return
-        lane = _Lane(name, workers)
-        self._lanes[name] = lane
-        if self._tasks:
-            self._tasks.extend(asyncio.create_task(self._worker(lane), name=f"lane-{name}") for _ in range(workers))
-
     async def start(self) -> None:
         for lane in self._lanes.values():
             for i in range(lane.workers):

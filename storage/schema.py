@@ -44,7 +44,6 @@ MIGRATIONS: list[str] = [
         language            TEXT NOT NULL DEFAULT 'en',
         cost_per_image      INTEGER NOT NULL DEFAULT 1,
         results             TEXT NOT NULL DEFAULT '[]',
-        result_message_ids  TEXT NOT NULL DEFAULT '[]',
         delivered           INTEGER NOT NULL DEFAULT 0,
         checkpoint          TEXT NOT NULL DEFAULT '{}',
         notes               TEXT NOT NULL DEFAULT '[]',

@@ -70,9 +70,6 @@ class RecordingMessenger:
     def of(self, kind: str) -> list[Shown]:
         return [s for s in self.log if s.kind == kind]
 
-    def texts(self) -> list[str]:
-        return [s.text for s in self.log if s.kind in ("text", "edit", "answer")]
-
     async def wait_for(self, predicate, timeout: float = 60.0) -> Shown:  # type: ignore[no-untyped-def]
         async def look() -> Shown:
             while True:
