@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
-from engine.errors import JobCancelled, Problem
-from engine.jobs import JobSpec
-from engine.vendors.common import VendorHttp, VendorLimits, sanitize_vendor_text
+from engine.errors import JobCancelled
+from engine.vendors.common import LimitedBackend, VendorHttp, VendorLimits, sanitize_vendor_text
 
 log = logging.getLogger("imagebot.vendors.aiimage")
 
@@ -31,7 +30,7 @@ MAX_PROMPT_CHARS = 1000
 OK = "OK"
 
 
-class AiImageBackend:
+class AiImageBackend(LimitedBackend):
     name = "aiimage"
 
     def __init__(
@@ -68,12 +67,6 @@ class AiImageBackend:
         kwargs: dict[str, Any] = {"timeout_s": settings.vendor_timeout_s}
         kwargs.update(overrides)
         return cls(settings.aiimage_base_url, **kwargs)
-
-    def supports(self, spec: JobSpec) -> bool:
-        return spec.kind in self.limits.kinds
-
-    def check(self, spec: JobSpec) -> list[Problem]:
-        return self.limits.check_or_map(spec)[1]
 
     async def models(self) -> list[ModelInfo]:
         return [ModelInfo(name=self.name, backend=self.name, title="AI-Image-Generate",

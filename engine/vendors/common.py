@@ -568,6 +568,20 @@ class VendorLimits:
 # --- polling --------------------------------------------------------------------------
 
 
+
+class LimitedBackend:
+    """``supports`` and ``check`` of a vendor backend, read straight off its ``VendorLimits``."""
+
+    limits: VendorLimits
+
+    def supports(self, spec: Any) -> bool:
+        return spec.kind in self.limits.kinds
+
+    def check(self, spec: Any) -> list[Problem]:
+        """Notes about values this vendor changes or ignores; raises if it cannot do the job."""
+        return self.limits.check_or_map(spec)[1]
+
+
 @dataclass(frozen=True)
 class Pending(Generic[T]):
     """Returned by a poll function while the task is not finished; ``state`` is whatever

@@ -27,9 +27,8 @@ from typing import Any
 import httpx
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
-from engine.errors import JobCancelled, Problem
-from engine.jobs import JobSpec
-from engine.vendors.common import Pending, VendorHttp, VendorLimits, polling
+from engine.errors import JobCancelled
+from engine.vendors.common import LimitedBackend, Pending, VendorHttp, VendorLimits, polling
 
 log = logging.getLogger("imagebot.vendors.jumdata")
 
@@ -90,7 +89,7 @@ def sign(app_id: str, app_secret: str, timestamp: str) -> str:
     return hashlib.sha256(f"{app_id}{app_secret}{timestamp}".encode()).hexdigest()
 
 
-class JumdataBackend:
+class JumdataBackend(LimitedBackend):
     name = "jumdata"
 
     def __init__(
@@ -144,12 +143,6 @@ class JumdataBackend:
         kwargs.update(overrides)
         return cls(settings.jumdata_base_url, settings.jumdata_app_id,
                    settings.jumdata_app_secret.get_secret_value(), **kwargs)
-
-    def supports(self, spec: JobSpec) -> bool:
-        return spec.kind in self.limits.kinds
-
-    def check(self, spec: JobSpec) -> list[Problem]:
-        return self.limits.check_or_map(spec)[1]
 
     async def models(self) -> list[ModelInfo]:
         return [ModelInfo(name=self.name, backend=self.name, title="jumdata AI绘画", kinds=("txt2img",),

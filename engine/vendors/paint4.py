@@ -17,16 +17,15 @@ from typing import Any
 import httpx
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
-from engine.errors import JobCancelled, Problem
-from engine.jobs import JobSpec
-from engine.vendors.common import VendorHttp, VendorLimits, sanitize_vendor_text
+from engine.errors import JobCancelled
+from engine.vendors.common import LimitedBackend, VendorHttp, VendorLimits, sanitize_vendor_text
 
 log = logging.getLogger("imagebot.vendors.paint4")
 
 SUCCESS = 1000
 
 
-class Paint4Backend:
+class Paint4Backend(LimitedBackend):
     name = "paint4"
 
     def __init__(
@@ -65,13 +64,6 @@ class Paint4Backend:
         }
         kwargs.update(overrides)
         return cls(settings.paint4_base_url, **kwargs)
-
-    def supports(self, spec: JobSpec) -> bool:
-        return spec.kind in self.limits.kinds
-
-    def check(self, spec: JobSpec) -> list[Problem]:
-        """Notes about values this vendor changes or ignores; raises if it cannot do the job."""
-        return self.limits.check_or_map(spec)[1]
 
     async def models(self) -> list[ModelInfo]:
         return [ModelInfo(name=m, backend=self.name, title=f"paint4.art {m}", kinds=("txt2img",))

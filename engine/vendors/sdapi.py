@@ -25,9 +25,8 @@ import httpx
 from PIL import Image
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
-from engine.errors import JobCancelled, Problem
-from engine.jobs import JobSpec
-from engine.vendors.common import Mapped, VendorHttp, VendorLimits, sanitize_vendor_text
+from engine.errors import JobCancelled
+from engine.vendors.common import LimitedBackend, Mapped, VendorHttp, VendorLimits, sanitize_vendor_text
 
 log = logging.getLogger("imagebot.vendors.sdapi")
 
@@ -47,7 +46,7 @@ def _resized_png(data: bytes, width: int, height: int) -> bytes:
         return out.getvalue()
 
 
-class SdApiBackend:
+class SdApiBackend(LimitedBackend):
     name = "sdapi"
 
     def __init__(
@@ -78,12 +77,6 @@ class SdApiBackend:
         kwargs: dict[str, Any] = {"timeout_s": settings.vendor_timeout_s}
         kwargs.update(overrides)
         return cls(settings.sdapi_base_url, **kwargs)
-
-    def supports(self, spec: JobSpec) -> bool:
-        return spec.kind in self.limits.kinds
-
-    def check(self, spec: JobSpec) -> list[Problem]:
-        return self.limits.check_or_map(spec)[1]
 
     async def models(self) -> list[ModelInfo]:
         return [ModelInfo(name=self.name, backend=self.name, title="Stable Diffusion API Server",
