@@ -5,13 +5,11 @@ unless it provokes one on purpose."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from engine.backend import Backend, CancelToken, Finished, Progress, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
@@ -20,6 +18,8 @@ from engine.vendors.aiimage import AiImageBackend
 from engine.vendors.jumdata import STYLES, JumdataBackend
 from engine.vendors.paint4 import Paint4Backend
 from engine.vendors.sdapi import SdApiBackend
+from tests.backend_events import run, size_of
+from tests.fixtures_models import InMemoryMedia
 from tests.vendor_fakes import image_bytes
 from tests.vendor_fakes.aiimage import SAFETY, FakeAiImage
 from tests.vendor_fakes.jumdata import FakeJumdata
@@ -29,44 +29,11 @@ from tests.vendor_fakes.sdapi import FakeSdApi
 FAST = dict(retries=2, backoff_base_s=0.001)
 
 
-class Media:
-    """An in-memory MediaReader."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    def put(self, data: bytes) -> str:
-        key = hashlib.sha256(data).hexdigest() + ".png"
-        self.blobs[key] = data
-        return key
-
-    def read(self, key: str) -> bytes:
-        return self.blobs[key]
-
-    def public_url(self, key: str) -> str:
-        raise AssertionError("these vendors take images inline")
+def make_work(spec: Any, media: InMemoryMedia | None = None, **kw: Any) -> Work:
+    return Work(job_id="job-1", spec=spec, media=media or InMemoryMedia(), **kw)
 
 
-def make_work(spec: Any, media: Media | None = None, **kw: Any) -> Work:
-    return Work(job_id="job-1", spec=spec, media=media or Media(), **kw)
 
-
-async def run(backend: Any, work: Work) -> tuple[list[Progress], Finished]:
-    progress: list[Progress] = []
-    finished: list[Finished] = []
-    async for event in backend.run(work):
-        assert not finished, "nothing may follow Finished"
-        if isinstance(event, Progress):
-            progress.append(event)
-        else:
-            finished.append(event)
-    assert len(finished) == 1
-    return progress, finished[0]
-
-
-def size_of(png: bytes) -> tuple[int, int]:
-    assert png.startswith(b"\x89PNG")
-    return Image.open(io.BytesIO(png)).size
 
 
 @pytest.fixture
@@ -230,7 +197,7 @@ async def test_sdapi_txt2img_form_is_what_the_document_asks(sdapi):
 
 async def test_sdapi_img2img_sends_the_resized_picture_inline(sdapi):
     fake, backend = sdapi
-    media = Media()
+    media = InMemoryMedia()
     key = media.put(image_bytes(300, 200))
     spec = Img2Img(prompt="Anime girl", init_image=key, width=768, height=512, strength=1.0)
     notes = backend.check(spec)

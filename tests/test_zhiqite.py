@@ -26,6 +26,7 @@ from engine.vendors.callbacks import CallbackHub
 from engine.vendors.zhiqite import WITHHELD_DELETED, WITHHELD_HIDDEN, ZhiqiteBackend, preview_jpeg
 from locales import tr
 from storage.media import MediaStore
+from tests.backend_events import run, size_of
 from tests.vendor_fakes import image_bytes
 from tests.vendor_fakes.zhiqite import FakeZhiqite
 
@@ -74,24 +75,6 @@ async def stack(tmp_path: Any) -> AsyncIterator[Stack]:
 
 def work_for(stack: Stack, spec: Any, **kw: Any) -> Work:
     return Work(job_id=kw.pop("job_id", "job-1"), spec=spec, media=stack.media, **kw)
-
-
-async def run(backend: ZhiqiteBackend, work: Work) -> tuple[list[Progress], Finished]:
-    progress: list[Progress] = []
-    finished: list[Finished] = []
-    async for event in backend.run(work):
-        assert not finished, "nothing may follow Finished"
-        if isinstance(event, Progress):
-            progress.append(event)
-        else:
-            finished.append(event)
-    assert len(finished) == 1
-    return progress, finished[0]
-
-
-def size_of(png: bytes) -> tuple[int, int]:
-    assert png.startswith(b"\x89PNG")
-    return Image.open(io.BytesIO(png)).size
 
 
 def last_submit(fake: FakeZhiqite) -> dict[str, Any]:
