@@ -77,8 +77,14 @@ async def _run(settings: Settings, platforms: list[str]) -> None:
 
 
 def _demo_model(settings: Settings) -> None:
+    import diffusers
+    import transformers
+
     from engine.local.demo_model import build_demo_model
 
+    # Saving a 7 MB model needs no progress bar.
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
     dest = build_demo_model(settings.models_dir / "demo")
     print(f"Demo model (random weights: it paints noise) written to {dest}")
