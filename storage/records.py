@@ -49,6 +49,7 @@ class ChatCoordinates:
     is_private: bool
     request_message_id: str | None = None
     requester_mention: str = ""
+    space_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class JobRecord:
     attempts: int
     created_at: float
     finished_at: float | None
+    # Who holds the job's money: the requester, or a group's shared pool (None: nothing held).
+    payer_id: int | None = None
 
     @property
     def kind(self) -> str:
@@ -89,3 +92,11 @@ class Balance:
     @property
     def available(self) -> int:
         return self.free_left_today + self.credits
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What settling a delivered job moved: charged for the pictures delivered, refunded the rest."""
+
+    charged: int
+    refunded: int

@@ -82,6 +82,37 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ledger_by_user ON ledger(user_id, pool, day);
     CREATE INDEX ledger_by_job ON ledger(job_id);
     """,
+    # 2: running totals, so a balance or a reservation costs the same after 100k ledger rows
+    """
+    CREATE TABLE accounts (
+        user_id    INTEGER PRIMARY KEY REFERENCES users(id),
+        credits    INTEGER NOT NULL DEFAULT 0,
+        -- free pictures held or spent on free_day (UTC); another day starts from zero
+        free_day   TEXT NOT NULL DEFAULT '',
+        free_used  INTEGER NOT NULL DEFAULT 0,
+        -- held by open jobs: reserved, not yet committed or refunded
+        held       INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO accounts (user_id, credits, free_day, free_used, held)
+    SELECT u.id,
+           COALESCE((SELECT SUM(amount) FROM ledger WHERE user_id = u.id AND pool = 'credit'), 0),
+           strftime('%Y-%m-%d', 'now'),
+           -COALESCE((SELECT SUM(amount) FROM ledger WHERE user_id = u.id AND pool = 'free'
+                      AND day = strftime('%Y-%m-%d', 'now')), 0),
+           -COALESCE((SELECT SUM(l.amount) FROM ledger l JOIN jobs j ON j.id = l.job_id
+                      WHERE l.user_id = u.id AND l.entry IN ('reserve', 'refund')
+                      AND j.state IN ('queued', 'running', 'delivering')), 0)
+           - COALESCE((SELECT SUM(l.amount) FROM ledger l JOIN jobs j ON j.id = l.job_id
+                      WHERE l.user_id = u.id AND l.entry = 'commit'
+                      AND j.state IN ('queued', 'running', 'delivering')), 0)
+    FROM users u;
+    -- Who holds a job's money: the requester, or a group's shared pool.
+    ALTER TABLE jobs ADD COLUMN payer_id INTEGER;
+    UPDATE jobs SET payer_id = (SELECT user_id FROM ledger WHERE job_id = jobs.id AND entry = 'reserve' LIMIT 1);
+    CREATE INDEX jobs_open_by_user ON jobs(user_id, state);
+    -- The space above the chat (a Discord guild), for replies and guild-wide defaults.
+    ALTER TABLE jobs ADD COLUMN space_id TEXT;
+    """,
 ]
 
 

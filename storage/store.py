@@ -1,9 +1,20 @@
 """SQLite through aiosqlite: users and settings, jobs, and the quota ledger.
 
 One connection per process, WAL mode so a second process (a restarted bot, a CLI
-command) can read and write the same file. Every multi-row change runs in one
-``BEGIN IMMEDIATE`` transaction under a lock, so a job and its quota reservation are
-written together or not at all.
+command) can read and write the same file. Every statement on the connection runs under
+one lock and reads are fetched whole before the lock is released: SQLite refuses at once
+("database is locked", no busy wait) to begin a write while a read of the same
+connection is still open on an older snapshot. Every multi-row change runs in one
+``BEGIN IMMEDIATE`` transaction, which waits out another process's write (busy_timeout),
+so a job and its quota reservation are written together or not at all.
+
+Balances are running totals in ``accounts``, kept in the same transactions as the
+append-only ``ledger``: a balance, a reservation or a refund costs the same after a
+hundred thousand ledger rows as after one.
+
+A job's state only moves forward (``queued -> running -> delivering -> done``, or to
+``failed``/``cancelled``): a late or duplicate writer cannot turn ``done`` back into
+anything else.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +32,19 @@ from typing import Any
 import aiosqlite
 
 from engine.jobs import JobSpec, dump_job_spec, parse_job_spec
-from storage.records import Balance, ChatCoordinates, JobRecord, JobState, ResultRecord, User
+from storage.owner import OwnerLock
+from storage.records import Balance, ChatCoordinates, JobRecord, JobState, ResultRecord, Settlement, User
 from storage.schema import migrate
+
+# The states a job may be in before it moves to each state; anything else is a late writer.
+_PREDECESSORS: dict[JobState, tuple[JobState, ...]] = {
+    JobState.RUNNING: (JobState.QUEUED, JobState.RUNNING),
+    JobState.DELIVERING: (JobState.QUEUED, JobState.RUNNING),
+    JobState.DONE: (JobState.DELIVERING,),
+    JobState.FAILED: (JobState.QUEUED, JobState.RUNNING, JobState.DELIVERING),
+    JobState.CANCELLED: (JobState.QUEUED, JobState.RUNNING),
+    JobState.QUEUED: (JobState.RUNNING,),  # handed back (a worker was lost)
+}
 
 
 class QuotaExceeded(Exception):
@@ -38,14 +60,18 @@ def today() -> str:
 
 def new_job_id() -> str:
     # 12 url-safe characters: short enough for 64-byte button payloads, unguessable enough
-    # that a forged payload names no one else's job by chance.
-    return secrets.token_urlsafe(9)
+    # that a forged payload names no one else's job by chance. Never a leading "-", so an
+    # id is safe as a command-line argument (``ledger --job ID``).
+    while True:
+        job_id = secrets.token_urlsafe(9)
+        if not job_id.startswith("-"):
+            return job_id
 
 
 _JOB_COLUMNS = (
     "id, user_id, spec, backend, state, platform, chat_id, thread_id, is_private, request_message_id, "
     "requester_mention, status_message_id, language, cost_per_image, results, delivered, checkpoint, "
-    "notes, error_key, error_args, parent_job, attempts, created_at, finished_at"
+    "notes, error_key, error_args, parent_job, attempts, created_at, finished_at, payer_id, space_id"
 )
 
 
@@ -63,6 +89,7 @@ def _job_from_row(row: aiosqlite.Row) -> JobRecord:
             is_private=bool(row["is_private"]),
             request_message_id=row["request_message_id"],
             requester_mention=row["requester_mention"],
+            space_id=row["space_id"],
         ),
         status_message_id=row["status_message_id"],
         language=row["language"],
@@ -77,30 +104,56 @@ def _job_from_row(row: aiosqlite.Row) -> JobRecord:
         attempts=row["attempts"],
         created_at=row["created_at"],
         finished_at=row["finished_at"],
+        payer_id=row["payer_id"],
     )
 
 
 class Storage:
-    def __init__(self, db: aiosqlite.Connection, *, daily_free: int) -> None:
+    def __init__(self, db: aiosqlite.Connection, *, daily_free: int, owner: OwnerLock | None = None) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._owner = owner
         self.daily_free = daily_free
 
     @classmethod
-    async def open(cls, path: Path | str, *, daily_free: int = 20) -> Storage:
+    async def open(cls, path: Path | str, *, daily_free: int = 20, owner: bool = False) -> Storage:
+        """Open (and migrate) the database. ``owner``: this process serves the data folder and
+        runs its jobs; raises DataFolderBusy while another live process does."""
+        lock: OwnerLock | None = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if owner:
+                lock = OwnerLock(Path(f"{path}.owner")).acquire()
+        try:
+            return cls(await cls._connect(path), daily_free=daily_free, owner=lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @staticmethod
+    async def _connect(path: Path | str) -> aiosqlite.Connection:
         db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA busy_timeout=10000")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await migrate(db)
-        return cls(db, daily_free=daily_free)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA busy_timeout=10000")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return db
 
     async def close(self) -> None:
-        await self._db.close()
+        try:
+            async with self._lock:
+                await self._db.close()
+        finally:
+            if self._owner is not None:
+                self._owner.release()
+                self._owner = None
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -114,17 +167,21 @@ class Storage:
             await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._db.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._db.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        # Fetched whole under the lock: no read stays open while another task begins a write.
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, tuple(params)))
 
     # --- users -------------------------------------------------------------------
 
     async def user(self, platform: str, ext_id: str, display_name: str = "") -> User:
-        """The user, created on first sight."""
+        """The user, created on first sight. A known user with the same name costs one read."""
+        row = await self._one("SELECT * FROM users WHERE platform = ? AND ext_id = ?", (platform, ext_id))
+        if row is not None and (not display_name or row["display_name"] == display_name):
+            return self._user_from_row(row)
         async with self._tx() as db:
             await db.execute(
                 "INSERT INTO users (platform, ext_id, display_name, created_at) VALUES (?, ?, ?, ?) "
@@ -135,6 +192,11 @@ class Storage:
         row = await self._one("SELECT * FROM users WHERE platform = ? AND ext_id = ?", (platform, ext_id))
         assert row is not None
         return self._user_from_row(row)
+
+    async def find_user(self, platform: str, ext_id: str) -> User | None:
+        """The user if known; never creates one (for read-only tools)."""
+        row = await self._one("SELECT * FROM users WHERE platform = ? AND ext_id = ?", (platform, ext_id))
+        return self._user_from_row(row) if row else None
 
     async def user_by_id(self, user_id: int) -> User | None:
         row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
@@ -207,8 +269,13 @@ class Storage:
         notes: list[dict[str, Any]] | None = None,
         max_queued_per_user: int | None = None,
         pool: tuple[int, int] | None = None,
+        admit: Callable[[str], Awaitable[None]] | None = None,
     ) -> JobRecord:
         """Write the job and reserve its quota in one transaction.
+
+        ``admit(job_id)`` is called inside that transaction, after every check passed: the
+        caller's queue takes the job there (and may refuse it by raising, which rolls the
+        whole job back), so a job is durable and admitted in one step.
 
         Raises QuotaExceeded (nothing written) when the user cannot pay for every image,
         and TooManyQueued when the user already has ``max_queued_per_user`` open jobs.
@@ -226,24 +293,28 @@ class Storage:
                     (open_jobs,) = await cur.fetchone()  # type: ignore[misc]
                 if open_jobs >= max_queued_per_user:
                     raise TooManyQueued(open_jobs)
+            payer: int | None = None
             if amount > 0:
-                paid = False
-                if pool is not None:
-                    paid = await self._reserve(db, pool[0], job_id, amount, daily_free=pool[1], credits=False,
-                                               must=False)
-                if not paid:
+                if pool is not None and await self._reserve(db, pool[0], job_id, amount, daily_free=pool[1],
+                                                            credits=False, must=False):
+                    payer = pool[0]
+                else:
                     await self._reserve(db, user_id, job_id, amount)
+                    payer = user_id
             await db.execute(
                 "INSERT INTO jobs (id, user_id, kind, backend, spec, state, platform, chat_id, thread_id, "
                 "is_private, request_message_id, requester_mention, language, cost_per_image, notes, "
-                "parent_job, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "parent_job, created_at, updated_at, payer_id, space_id) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id, user_id, spec.kind, backend, dump_job_spec(spec), chat.platform, chat.chat_id,
                     chat.thread_id, int(chat.is_private), chat.request_message_id, chat.requester_mention,
-                    language, cost_per_image, json.dumps(notes or []), parent_job, now, now,
+                    language, cost_per_image, json.dumps(notes or []), parent_job, now, now, payer, chat.space_id,
                 ),
             )
+            if admit is not None:
+                # Still inside the transaction: a job the queue refuses is never written.
+                await admit(job_id)
         job = await self.job(job_id)
         assert job is not None
         return job
@@ -270,18 +341,27 @@ class Storage:
 
     async def set_state(
         self, job_id: str, state: JobState, *, error_key: str | None = None, error_args: dict[str, Any] | None = None
-    ) -> None:
-        now = time.time()
+    ) -> bool:
+        """Move the job forward to ``state``; False (nothing written) when it is past that point."""
         async with self._tx() as db:
-            await db.execute(
-                "UPDATE jobs SET state = ?, updated_at = ?, finished_at = ?, error_key = COALESCE(?, error_key), "
-                "error_args = COALESCE(?, error_args), attempts = attempts + ? WHERE id = ?",
-                (
-                    state.value, now, now if state.finished else None, error_key,
-                    json.dumps(error_args) if error_args is not None else None,
-                    1 if state is JobState.RUNNING else 0, job_id,
-                ),
-            )
+            return await self._move(db, job_id, state, error_key=error_key, error_args=error_args)
+
+    @staticmethod
+    async def _move(db: aiosqlite.Connection, job_id: str, state: JobState, *, error_key: str | None = None,
+                    error_args: dict[str, Any] | None = None) -> bool:
+        now = time.time()
+        before = _PREDECESSORS[state]
+        cur = await db.execute(
+            "UPDATE jobs SET state = ?, updated_at = ?, finished_at = ?, error_key = COALESCE(?, error_key), "
+            "error_args = COALESCE(?, error_args), attempts = attempts + ? "
+            f"WHERE id = ? AND state IN ({','.join('?' * len(before))})",
+            (
+                state.value, now, now if state.finished else None, error_key,
+                json.dumps(error_args) if error_args is not None else None,
+                1 if state is JobState.RUNNING else 0, job_id, *[s.value for s in before],
+            ),
+        )
+        return cur.rowcount == 1
 
     async def set_status_message(self, job_id: str, message_id: str | None) -> None:
         async with self._tx() as db:
@@ -293,13 +373,18 @@ class Storage:
             await db.execute("UPDATE jobs SET checkpoint = ?, updated_at = ? WHERE id = ?",
                              (json.dumps(checkpoint), time.time(), job_id))
 
-    async def set_results(self, job_id: str, results: list[ResultRecord]) -> None:
-        """Keep the produced images with the job and move it to ``delivering``."""
+    async def set_results(self, job_id: str, results: list[ResultRecord], *, backend: str | None = None,
+                          cost_per_image: int | None = None) -> bool:
+        """Keep the produced images with the job and move it to ``delivering`` (the outbox's
+        durable record). ``backend``/``cost_per_image``: the backend that made them, when a
+        fallback did. False when the job was already past running (cancelled, say)."""
         async with self._tx() as db:
-            await db.execute(
-                "UPDATE jobs SET results = ?, state = 'delivering', updated_at = ? WHERE id = ?",
-                (json.dumps([r.__dict__ for r in results]), time.time(), job_id),
+            cur = await db.execute(
+                "UPDATE jobs SET results = ?, state = 'delivering', updated_at = ?, backend = COALESCE(?, backend), "
+                "cost_per_image = COALESCE(?, cost_per_image) WHERE id = ? AND state IN ('queued', 'running')",
+                (json.dumps([r.__dict__ for r in results]), time.time(), backend, cost_per_image, job_id),
             )
+            return cur.rowcount == 1
 
     async def mark_delivered(self, job_id: str, delivered: int, message_ids: list[str], chat_id: str,
                              platform: str) -> None:
@@ -307,17 +392,47 @@ class Storage:
         job = await self.job(job_id)
         assert job is not None
         async with self._tx() as db:
-            await db.execute("UPDATE jobs SET delivered = MAX(delivered, ?), updated_at = ? WHERE id = ?",
-                             (delivered, time.time(), job_id))
-            for mid in message_ids:
-                await db.execute(
-                    "INSERT OR IGNORE INTO job_messages (platform, chat_id, message_id, job_id) VALUES (?, ?, ?, ?)",
-                    (platform, chat_id, mid, job_id),
-                )
-            if job.cost_per_image > 0:
-                for index, result in enumerate(job.results[:delivered]):
-                    if result.media_key:  # withheld images are not charged
-                        await self._commit(db, job, index)
+            await self._record_delivery(db, job, delivered, message_ids)
+
+    async def _record_delivery(self, db: aiosqlite.Connection, job: JobRecord, delivered: int,
+                               message_ids: list[str]) -> int:
+        await db.execute("UPDATE jobs SET delivered = MAX(delivered, ?), updated_at = ? WHERE id = ?",
+                         (delivered, time.time(), job.id))
+        for mid in message_ids:
+            await db.execute(
+                "INSERT OR IGNORE INTO job_messages (platform, chat_id, message_id, job_id) VALUES (?, ?, ?, ?)",
+                (job.chat.platform, job.chat.chat_id, mid, job.id),
+            )
+        charged = 0
+        if job.cost_per_image > 0:
+            for index, result in enumerate(job.results[:delivered]):
+                if result.media_key:  # withheld images are not charged
+                    charged += await self._commit(db, job, index)
+        return charged
+
+    async def settle(self, job_id: str, message_ids: list[str]) -> Settlement:
+        """Finish a delivered job in one transaction: charge each delivered picture once,
+        give back what was held for the rest (withheld pictures), and mark it done.
+
+        Idempotent: settling a job twice charges nothing more and refunds nothing more."""
+        job = await self.job(job_id)
+        assert job is not None
+        async with self._tx() as db:
+            await self._record_delivery(db, job, len(job.results), message_ids)
+            refunded = await self._refund(db, job_id)
+            await self._move(db, job_id, JobState.DONE)
+        charged = sum(job.cost_per_image for r in job.results if r.media_key)
+        return Settlement(charged=charged, refunded=refunded)
+
+    async def end(self, job_id: str, state: JobState, *, error_key: str | None = None,
+                  error_args: dict[str, Any] | None = None) -> int | None:
+        """End a job that will deliver nothing more (failed or cancelled) and refund what it
+        still holds, in one transaction. Returns the refund, or None when the job had already
+        ended (it stays as it was: a done job never turns failed)."""
+        async with self._tx() as db:
+            if not await self._move(db, job_id, state, error_key=error_key, error_args=error_args):
+                return None
+            return await self._refund(db, job_id)
 
     async def job_for_message(self, platform: str, chat_id: str, message_id: str) -> JobRecord | None:
         """The job whose result (or status) message this is: for replies and button presses."""
@@ -332,6 +447,11 @@ class Storage:
             )
         return await self.job(row["job_id"]) if row else None
 
+    async def open_job_count(self, user_id: int) -> int:
+        row = await self._one("SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND state IN ('queued','running')",
+                              (user_id,))
+        return int(row["n"]) if row else 0
+
     async def recent_jobs(self, limit: int = 20) -> list[JobRecord]:
         rows = await self._all(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
         return [_job_from_row(r) for r in rows]
@@ -345,14 +465,19 @@ class Storage:
 
     # --- the ledger -----------------------------------------------------------------
 
-    async def _pool_sums(self, db: aiosqlite.Connection, user_id: int, day: str) -> tuple[int, int]:
-        async with db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN pool = 'free' AND day = ? THEN amount END), 0), "
-            "COALESCE(SUM(CASE WHEN pool = 'credit' THEN amount END), 0) FROM ledger WHERE user_id = ?",
-            (day, user_id),
-        ) as cur:
-            free_delta, credits = await cur.fetchone()  # type: ignore[misc]
-        return free_delta, credits
+    @staticmethod
+    async def _account(db: aiosqlite.Connection, user_id: int) -> aiosqlite.Row:
+        """The user's running totals, created on first use (a new user has nothing)."""
+        await db.execute("INSERT OR IGNORE INTO accounts (user_id) VALUES (?)", (user_id,))
+        async with db.execute("SELECT credits, free_day, free_used, held FROM accounts WHERE user_id = ?",
+                              (user_id,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    @staticmethod
+    def _free_used_today(row: aiosqlite.Row, day: str) -> int:
+        return row["free_used"] if row["free_day"] == day else 0
 
     async def _reserve(self, db: aiosqlite.Connection, user_id: int, job_id: str, amount: int, *,
                        daily_free: int | None = None, credits: bool = True, must: bool = True) -> bool:
@@ -362,10 +487,10 @@ class Storage:
         """
         day = today()
         daily = self.daily_free if daily_free is None else daily_free
-        free_delta, credit_balance = await self._pool_sums(db, user_id, day)
-        if not credits:
-            credit_balance = 0
-        free_left = max(0, daily + free_delta)
+        account = await self._account(db, user_id)
+        used = self._free_used_today(account, day)
+        credit_balance = account["credits"] if credits else 0
+        free_left = max(0, daily - used)
         from_free = min(amount, free_left)
         from_credit = amount - from_free
         if from_credit > credit_balance:
@@ -380,74 +505,106 @@ class Storage:
                     "VALUES (?, ?, 'reserve', ?, ?, ?, ?, ?)",
                     (user_id, job_id, pool, -part, day, f"reserve:{job_id}:{pool}", now),
                 )
+        await db.execute(
+            "UPDATE accounts SET free_day = ?, free_used = ?, credits = credits - ?, held = held + ? "
+            "WHERE user_id = ?",
+            (day, used + from_free, from_credit, amount, user_id),
+        )
         return True
 
-    async def _commit(self, db: aiosqlite.Connection, job: JobRecord, index: int) -> None:
-        # Booked to whoever held the money: the user, or a group's shared pool.
+    async def _payer(self, db: aiosqlite.Connection, job: JobRecord) -> int:
+        if job.payer_id is not None:
+            return job.payer_id
+        # Jobs written before payer_id existed: whoever holds the reservation.
         async with db.execute("SELECT user_id FROM ledger WHERE job_id = ? AND entry = 'reserve' LIMIT 1",
                               (job.id,)) as cur:
             row = await cur.fetchone()
-        payer = row["user_id"] if row else job.user_id
-        await db.execute(
+        return row["user_id"] if row else job.user_id
+
+    async def _commit(self, db: aiosqlite.Connection, job: JobRecord, index: int) -> int:
+        """Charge delivered picture ``index`` once; returns what this call charged (0 on a repeat)."""
+        payer = await self._payer(db, job)
+        cur = await db.execute(
             "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
             "VALUES (?, ?, 'commit', 'spent', ?, ?, ?, ?)",
             (payer, job.id, job.cost_per_image, today(), f"commit:{job.id}:{index}", time.time()),
         )
+        if cur.rowcount != 1:
+            return 0
+        await db.execute("UPDATE accounts SET held = held - ? WHERE user_id = ?", (job.cost_per_image, payer))
+        return job.cost_per_image
 
     async def refund(self, job_id: str) -> int:
         """Give back what the job held but did not commit. Idempotent; returns the amount."""
         async with self._tx() as db:
-            async with db.execute(
-                "SELECT pool, entry, SUM(amount) AS total, MIN(day) AS day, MIN(user_id) AS user_id "
-                "FROM ledger WHERE job_id = ? GROUP BY pool, entry",
-                (job_id,),
-            ) as cur:
-                rows = list(await cur.fetchall())
-            held = {r["pool"]: -r["total"] for r in rows if r["entry"] == "reserve"}
-            if not held:
-                return 0
-            if any(r["entry"] == "refund" for r in rows):
-                return 0
-            committed = sum(r["total"] for r in rows if r["entry"] == "commit")
-            user_id = next(r["user_id"] for r in rows if r["entry"] == "reserve")  # the payer
-            day = next(r["day"] for r in rows if r["entry"] == "reserve")
-            give_back = max(0, sum(held.values()) - committed)
-            # Paid credits come back first, then the day's free images.
-            credit_back = min(give_back, held.get("credit", 0))
-            free_back = give_back - credit_back
-            now = time.time()
-            for pool, part in (("credit", credit_back), ("free", free_back)):
-                if not part:
-                    continue
-                await db.execute(
-                    "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
-                    "VALUES (?, ?, 'refund', ?, ?, ?, ?, ?)",
-                    (user_id, job_id, pool, part, day, f"refund:{job_id}:{pool}", now),
-                )
-            return give_back
+            return await self._refund(db, job_id)
+
+    async def _refund(self, db: aiosqlite.Connection, job_id: str) -> int:
+        async with db.execute(
+            "SELECT pool, entry, SUM(amount) AS total, MIN(day) AS day, MIN(user_id) AS user_id "
+            "FROM ledger WHERE job_id = ? GROUP BY pool, entry",
+            (job_id,),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        held = {r["pool"]: -r["total"] for r in rows if r["entry"] == "reserve"}
+        if not held:
+            return 0
+        if any(r["entry"] == "refund" for r in rows):
+            return 0
+        committed = sum(r["total"] for r in rows if r["entry"] == "commit")
+        user_id = next(r["user_id"] for r in rows if r["entry"] == "reserve")  # the payer
+        day = next(r["day"] for r in rows if r["entry"] == "reserve")
+        give_back = max(0, sum(held.values()) - committed)
+        # Paid credits come back first, then the day's free images.
+        credit_back = min(give_back, held.get("credit", 0))
+        free_back = give_back - credit_back
+        now = time.time()
+        for pool, part in (("credit", credit_back), ("free", free_back)):
+            if not part:
+                continue
+            await db.execute(
+                "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, idem_key, created_at) "
+                "VALUES (?, ?, 'refund', ?, ?, ?, ?, ?)",
+                (user_id, job_id, pool, part, day, f"refund:{job_id}:{pool}", now),
+            )
+        # Free pictures of a past day stay spent: that day's allowance is over.
+        await db.execute(
+            "UPDATE accounts SET credits = credits + ?, held = held - ?, "
+            "free_used = CASE WHEN free_day = ? THEN MAX(0, free_used - ?) ELSE free_used END WHERE user_id = ?",
+            (credit_back, give_back, day, free_back, user_id),
+        )
+        return give_back
 
     async def grant(self, user_id: int, amount: int, *, note: str = "", idem_key: str | None = None) -> None:
         async with self._tx() as db:
-            await db.execute(
+            await self._account(db, user_id)
+            cur = await db.execute(
                 "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, pool, amount, day, note, idem_key, created_at) "
                 "VALUES (?, NULL, 'grant', 'credit', ?, ?, ?, ?, ?)",
                 (user_id, amount, today(), note, idem_key, time.time()),
             )
+            if cur.rowcount == 1:
+                await db.execute("UPDATE accounts SET credits = credits + ? WHERE user_id = ?", (amount, user_id))
 
     async def balance(self, user_id: int, *, daily_free: int | None = None) -> Balance:
         daily = self.daily_free if daily_free is None else daily_free
-        free_delta, credits = await self._pool_sums(self._db, user_id, today())
-        row = await self._one(
-            "SELECT COALESCE(-SUM(l.amount), 0) AS held FROM ledger l JOIN jobs j ON j.id = l.job_id "
-            "WHERE l.user_id = ? AND l.entry = 'reserve' AND j.state IN ('queued','running','delivering')",
-            (user_id,),
-        )
+        row = await self._one("SELECT credits, free_day, free_used, held FROM accounts WHERE user_id = ?",
+                              (user_id,))
+        if row is None:
+            return Balance(free_left_today=daily, daily_free=daily, credits=0, reserved=0)
         return Balance(
-            free_left_today=max(0, daily + free_delta),
+            free_left_today=max(0, daily - self._free_used_today(row, today())),
             daily_free=daily,
-            credits=credits,
-            reserved=row["held"] if row else 0,
+            credits=row["credits"],
+            reserved=row["held"],
         )
+
+    async def ledger_of_user(self, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT entry, pool, amount, day, job_id, note, idem_key FROM ledger WHERE user_id = ? "
+            "ORDER BY id DESC LIMIT ?", (user_id, limit),
+        )
+        return [dict(r) for r in reversed(rows)]
 
     async def ledger_of_job(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self._all(
