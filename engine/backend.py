@@ -34,11 +34,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class ResultImage:
-    png: bytes  # always PNG; the handlers add the parameters text chunk
+    png: bytes  # always PNG
     seed: int | None = None
     # Set when a vendor withheld the picture (moderation). The handlers tell the user and
     # do not charge for it.
     withheld_reason: str | None = None
+    # True when the PNG already carries its ``parameters`` text (``Work.parameters``), as the
+    # local engine writes it; otherwise the handlers add it, off the event loop.
+    stamped: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Work:
     checkpoint: dict[str, Any] = field(default_factory=dict)
     # Persist ``checkpoint`` (call it after every change a restart must not lose).
     save_checkpoint: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    # The A1111-style ``parameters`` text for the picture made with a seed: a backend that
+    # encodes the PNG itself writes it in, so nothing has to re-encode the picture later.
+    parameters: Callable[[int | None], str] | None = None
 
     async def remember(self, **values: Any) -> None:
         self.checkpoint.update(values)
@@ -110,8 +116,12 @@ class ModelInfo:
 @runtime_checkable
 class Backend(Protocol):
     name: str
-    # How many jobs this backend runs at once (a GPU: 1; a vendor: a few).
+    # How many jobs this backend runs at once (a GPU: 1; a vendor: what its API allows).
     concurrency: int
+    # The scheduler lane the backend's jobs take turns in. Backends on the same GPU share
+    # one ("device:cuda:0"); a vendor has a lane of its own (its name). Optional: a backend
+    # without the attribute gets a lane of its own name.
+    # lane: str
 
     def supports(self, spec: JobSpec) -> bool: ...
 

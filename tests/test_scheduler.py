@@ -1,4 +1,5 @@
-"""The queue is fair between users and keeps one lane per backend."""
+"""The queue is fair between users, keeps one lane per device or vendor, admits atomically,
+and tells waiting jobs their place at a bounded rate."""
 
 import asyncio
 
@@ -82,19 +83,114 @@ async def test_the_global_cap_refuses_new_jobs_but_not_recovered_ones():
     assert await sched.submit("c", "cat", "local", force=True) == 2
 
 
-async def test_waiting_jobs_hear_their_new_place_when_the_queue_moves():
-    rec = Recorder()
-    rec.gate.set()
+async def test_waiting_jobs_hear_their_new_place_from_the_announcer_not_from_job_starts():
+    gates: dict[str, asyncio.Event] = {j: asyncio.Event() for j in "abc"}
+    started: list[str] = []
+
+    async def run(job_id):
+        started.append(job_id)
+        await gates[job_id].wait()
+
+    seen: list[dict[str, int]] = []
+    slow_listener = asyncio.Event()
+
+    async def moved(positions):
+        seen.append(positions)
+        await slow_listener.wait()  # a listener that takes forever holds up nothing
+
+    sched = Scheduler(run, lanes={"local": 1}, on_queue_moved=moved, announce_interval_s=0.02)
+    for job in "abc":
+        assert sched.admit(job, job, "local") == "abc".index(job) + 1
+    await sched.start()
+    await _until(lambda: seen)
+    assert seen[0] == {"b": 1, "c": 2}  # a left the queue; each was told its new place once
+    gates["a"].set()
+    await _until(lambda: "b" in started)  # b starts although the listener is still busy
+    slow_listener.set()
+    await _until(lambda: len(seen) >= 2)
+    assert seen[1] == {"c": 1}
+    gates["b"].set(), gates["c"].set()
+    await sched.wait_idle()
+    await sched.stop()
+
+
+async def test_announcements_are_bounded_however_long_the_queue():
+    gate = asyncio.Event()
+
+    async def run(job_id):
+        await gate.wait()
+
     seen: list[dict[str, int]] = []
 
     async def moved(positions):
         seen.append(positions)
 
-    sched = Scheduler(rec.run, lanes={"local": 1}, on_queue_moved=moved)
-    for job in ("a", "b", "c"):
-        await sched.submit(job, job, "local")
+    sched = Scheduler(run, lanes={"local": 1}, max_total=1000, on_queue_moved=moved,
+                      announce_interval_s=0.05, announce_limit=20)
+    for i in range(500):
+        sched.admit(f"j{i}", f"u{i}", "local")
+    await sched.start()
+    await asyncio.sleep(0.3)
+    assert seen and all(len(batch) <= 20 for batch in seen)
+    assert len(seen) <= 2  # nothing moved after the first job started: nothing more to say
+    gate.set()
+    await sched.wait_idle()
+    await sched.stop()
+
+
+async def test_backends_on_one_device_take_turns_in_one_lane():
+    running: set[str] = set()
+    overlap = []
+
+    async def run(job_id):
+        running.add(job_id)
+        overlap.append(len(running))
+        await asyncio.sleep(0.02)
+        running.discard(job_id)
+
+    sched = Scheduler(run, lanes={"device:cuda:0": 1}, routes={"local": "device:cuda:0", "tools": "device:cuda:0"})
+    sched.admit("diffusion", "ann", "local")
+    sched.admit("upscale", "bob", "tools")
     await sched.start()
     await sched.wait_idle()
     await sched.stop()
-    assert seen[0] == {"b": 1, "c": 2}
-    assert seen[1] == {"c": 1}
+    assert max(overlap) == 1  # an upscale never shares the GPU with a diffusion job
+
+
+async def test_admission_at_the_cap_is_atomic_and_every_place_is_real():
+    sched = Scheduler(Recorder().run, lanes={"vendor": 1}, max_total=50)
+
+    async def arrive(i):
+        await asyncio.sleep(0)
+        try:
+            return sched.admit(f"j{i}", f"user{i}", "vendor")
+        except QueueFull:
+            return None
+
+    places = await asyncio.gather(*(arrive(i) for i in range(200)))
+    accepted = [p for p in places if p is not None]
+    assert len(accepted) == 50 and sorted(accepted) == list(range(1, 51))
+
+
+async def test_a_lane_with_capacity_from_a_callable_grows_when_it_grows():
+    capacity = 0
+    started: list[str] = []
+
+    async def run(job_id):
+        started.append(job_id)
+
+    sched = Scheduler(run, lanes={"remote": lambda: capacity})
+    sched.admit("a", "ann", "remote")
+    await sched.start()
+    await asyncio.sleep(0.05)
+    assert started == []  # no worker yet: the job waits
+    capacity = 1
+    await sched.wait_idle()
+    await sched.stop()
+    assert started == ["a"]
+
+
+async def _until(predicate, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)

@@ -1,7 +1,8 @@
 """The local diffusers backend: txt2img, img2img, inpaint and ControlNet on this machine.
 
-Jobs run one at a time on a dedicated worker thread (a GPU does one thing well at a
-time, and the event loop must keep serving chats). Each job gets a fresh scheduler and
+Jobs run one at a time on the device's worker thread (engine/threads.py), shared with the
+tools on the same device: a GPU does one thing well at a time, and the event loop must
+keep serving chats. Each job gets a fresh scheduler and
 one CPU ``torch.Generator`` per image seeded ``seed + k``, so any image can be re-made
 alone and the same seed gives the same bytes. Progress and latent previews flow back
 to the event loop through a queue; cancelling sets the pipeline's interrupt flag and
@@ -14,19 +15,17 @@ line drawing...), since their detectors need weights of their own.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import io
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from engine.backend import (
     BackendEvent,
-    CancelToken,
     Finished,
     MediaReader,
     ModelInfo,
@@ -39,6 +38,7 @@ from engine.jobs import ControlNet, GenerationSpec, Img2Img, Inpaint, JobSpec, T
 from engine.local.pipelines import PipelineCache
 from engine.local.previews import latents_to_jpeg
 from engine.local.registry import LocalModel, ModelRegistry
+from engine.threads import DeviceThread, Done
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class LocalDiffusersBackend:
         self._offline = offline
         self._max_models = max_models
         self._cache: PipelineCache | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diffusers")
+        self.lane = f"device:{device}"
+        self._thread = DeviceThread.for_device(device)
 
     @property
     def cache(self) -> PipelineCache:
@@ -91,39 +92,27 @@ class LocalDiffusersBackend:
         if not isinstance(spec, Txt2Img | Img2Img | Inpaint | ControlNet):
             raise BackendError("error-backend-cannot", backend=self.name, kind=spec.kind)
         model = self.registry.get(spec.model or self.default_model)
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[Progress] = asyncio.Queue()
 
-        def emit(event: Progress) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+        def generate(emit: Callable[[Progress], None], should_stop: Callable[[], bool]) -> list[ResultImage]:
+            return self._generate(model, spec, work, should_stop, emit)
 
-        future = loop.run_in_executor(self._executor, self._generate, model, spec, work.media, work.cancel, emit)
-        try:
-            while not future.done() or not events.empty():
-                getter = asyncio.ensure_future(events.get())
-                waiting: set[asyncio.Future[Any]] = {getter, future}
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                else:
-                    getter.cancel()
-            images = future.result()  # re-raises what the worker raised
-            yield Finished(images)
-        finally:
-            if not future.done():
-                work.cancel.cancel()  # the consumer went away: stop the worker at its next step
+        # aclosing: when our consumer walks away, the stream's own cleanup (stop the worker)
+        # runs now, not whenever the inner generator is collected.
+        async with contextlib.aclosing(self._thread.stream(generate, work.cancel)) as stream:
+            async for item in stream:
+                yield Finished(item.result) if isinstance(item, Done) else item
 
     # --- on the worker thread ---------------------------------------------------------
 
-    def _generate(self, model: LocalModel, spec: GenerationSpec, media: MediaReader, cancel: CancelToken,
+    def _generate(self, model: LocalModel, spec: GenerationSpec, work: Work, should_stop: Callable[[], bool],
                   emit: Callable[[Progress], None]) -> list[ResultImage]:
         import torch
 
-        if cancel.cancelled:
+        if should_stop():
             raise JobCancelled()
-        inputs = self._inputs(spec, media)
+        inputs = self._inputs(spec, work.media)
         try:
-            return self._diffuse(model, spec, inputs, cancel, emit)
+            return self._diffuse(model, spec, inputs, should_stop, emit, work.parameters)
         except (torch.OutOfMemoryError, RuntimeError) as e:
             if not _is_out_of_memory(e):
                 raise
@@ -132,8 +121,9 @@ class LocalDiffusersBackend:
             self.cache.clear()
             raise BackendError("error-out-of-memory", backend=self.name) from None
 
-    def _diffuse(self, model: LocalModel, spec: GenerationSpec, inputs: dict[str, Any], cancel: CancelToken,
-                 emit: Callable[[Progress], None]) -> list[ResultImage]:
+    def _diffuse(self, model: LocalModel, spec: GenerationSpec, inputs: dict[str, Any],
+                 should_stop: Callable[[], bool], emit: Callable[[Progress], None],
+                 parameters: Callable[[int | None], str] | None = None) -> list[ResultImage]:
         import torch
 
         control_type = spec.control_type if isinstance(spec, ControlNet) else ""
@@ -154,7 +144,7 @@ class LocalDiffusersBackend:
         kwargs.update(inputs)
 
         def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-            if cancel.cancelled:
+            if should_stop():
                 p._interrupt = True
                 raise JobCancelled()  # now, not after the VAE decode of a picture nobody wants
             # num_timesteps, not spec.steps: img2img at strength 0.6 runs 12 of 20 steps.
@@ -171,7 +161,7 @@ class LocalDiffusersBackend:
 
         with torch.inference_mode():
             out = pipe(**kwargs, callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
-        if cancel.cancelled:
+        if should_stop():
             raise JobCancelled()
         flagged = getattr(out, "nsfw_content_detected", None) or [False] * len(out.images)
         results = []
@@ -179,9 +169,14 @@ class LocalDiffusersBackend:
             if nsfw:  # the model's own safety checker blacked it out
                 results.append(ResultImage(png=b"", seed=seed, withheld_reason="withheld-nsfw"))
                 continue
+            # The final PNG, written once, with its parameters: nothing re-encodes it later.
+            info = None
+            if parameters is not None:
+                info = PngImagePlugin.PngInfo()
+                info.add_itxt("parameters", parameters(seed))
             buf = io.BytesIO()
-            image.save(buf, format="PNG")
-            results.append(ResultImage(png=buf.getvalue(), seed=seed))
+            image.save(buf, format="PNG", pnginfo=info)
+            results.append(ResultImage(png=buf.getvalue(), seed=seed, stamped=info is not None))
         return results
 
     def _inputs(self, spec: GenerationSpec, media: MediaReader) -> dict[str, Any]:
@@ -216,9 +211,8 @@ class LocalDiffusersBackend:
 
     async def close(self) -> None:
         if self._cache is not None:
-            cache = self._cache
-            await asyncio.get_running_loop().run_in_executor(self._executor, cache.clear)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            await self._thread.call(self._cache.clear)
+        self._thread.release()
 
 
 def _steps_for_strength(steps: int, strength: float) -> int:

@@ -1,27 +1,27 @@
 """The image tools (upscale, face swap) behind the common ``Backend`` protocol.
 
-Work runs in one worker thread owned by the backend, never on the event loop; progress
-crosses back with ``call_soon_threadsafe``. The job's cancel token (and the consumer
+Work runs on the device's worker thread (engine/threads.py), shared with the diffusion
+backend on the same device, never on the event loop. The job's cancel token (and the consumer
 walking away from the stream) is checked between tiles and between faces.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import io
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled
 from engine.jobs import FaceSwap, JobSpec, Upscale
+from engine.threads import DeviceThread, Done
 from engine.tools.upscale import DEFAULT_OVERLAP, DEFAULT_TILE, Upscaler, check_upscale_size
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def default_tool_models(models_dir: Path) -> ToolModels:
 
 class ToolsBackend:
     name = "tools"
-    concurrency = 1  # one worker thread; torch and onnxruntime use the cores inside it
+    concurrency = 1  # the device's one thread; torch and onnxruntime use the cores inside it
 
     def __init__(
         self,
@@ -73,7 +73,8 @@ class ToolsBackend:
         self._detector = detector
         self._faceswapper: FaceSwapper | None = None
         self._swapper_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagebot-tools")
+        self.lane = f"device:{device}"
+        self._thread = DeviceThread.for_device(device)
 
     # --- names --------------------------------------------------------------------
 
@@ -121,40 +122,17 @@ class ToolsBackend:
     async def run(self, work: Work) -> AsyncIterator[BackendEvent]:
         if not isinstance(work.spec, (Upscale, FaceSwap)):
             raise TypeError(f"the tools backend cannot run {work.spec.kind} jobs")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Progress] = asyncio.Queue()
-        abandoned = threading.Event()
 
-        def stop() -> bool:
-            return work.cancel.cancelled or abandoned.is_set()
+        def job(emit: Callable[[Progress], None], should_stop: Callable[[], bool]) -> bytes:
+            return self._work(work, emit, should_stop)
 
-        def emit(event: Progress) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
-
-        future = loop.run_in_executor(self._executor, self._work, work, emit, stop)
-        # Retrieve the exception even if nobody awaits it (stream abandoned), to keep logs clean.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        getter: asyncio.Future[Progress] | None = None
-        try:
-            # The worker's last emits are queued on the loop before its completion, so once
-            # the future is done every Progress is already in the queue.
-            while not (future.done() and queue.empty()):
-                if not queue.empty():
-                    yield queue.get_nowait()
-                    continue
-                getter = asyncio.ensure_future(queue.get())
-                waiting: set[asyncio.Future[Any]] = {getter, future}
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield getter.result()
+        png = b""
+        async with contextlib.aclosing(self._thread.stream(job, work.cancel)) as stream:
+            async for item in stream:
+                if isinstance(item, Done):
+                    png = item.result
                 else:
-                    getter.cancel()
-                getter = None
-            png = future.result()
-        finally:
-            abandoned.set()
-            if getter is not None:
-                getter.cancel()
+                    yield item
         if work.cancel.cancelled:
             raise JobCancelled()
         yield Finished([ResultImage(png=png)])
@@ -192,11 +170,11 @@ class ToolsBackend:
         return buf.getvalue()
 
     async def close(self) -> None:
-        self.shutdown(wait=False)
+        self.shutdown()
 
     def shutdown(self, *, wait: bool = True) -> None:
-        """Stop the worker thread (queued work is dropped; a running step finishes first)."""
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+        """Done with the device thread (the last backend on it stops it; queued work is dropped)."""
+        self._thread.release()
 
 
 def _faceswap_size_check(width: int, height: int) -> None:

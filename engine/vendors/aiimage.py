@@ -38,7 +38,7 @@ class AiImageBackend(LimitedBackend):
         base_url: str,
         *,
         timeout_s: float = 90.0,
-        concurrency: int = 2,
+        concurrency: int = 4,
         sizes: Sequence[tuple[int, int]] = SIZES,
         max_n: int = 4,
         max_prompt_chars: int = MAX_PROMPT_CHARS,

@@ -102,7 +102,7 @@ class JumdataBackend(LimitedBackend):
         task_timeout_s: float = 600.0,
         poll_interval_s: float = 2.0,
         poll_max_interval_s: float = 10.0,
-        concurrency: int = 3,
+        concurrency: int = 10,
         retries: int = 2,
         backoff_base_s: float = 0.5,
         breaker_threshold: int = 5,

@@ -34,7 +34,7 @@ class Paint4Backend(LimitedBackend):
         *,
         models: Sequence[str] = ("Stable_Diffusion",),
         timeout_s: float = 60.0,
-        concurrency: int = 2,
+        concurrency: int = 4,
         max_images: int = 4,
         retries: int = 2,
         backoff_base_s: float = 0.5,

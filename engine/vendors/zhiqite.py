@@ -241,7 +241,7 @@ class ZhiqiteBackend:
         callback_poll_interval_s: float = 30.0,
         callback_poll_max_interval_s: float = 120.0,
         catalogue_ttl_s: float = 600.0,
-        concurrency: int = 3,
+        concurrency: int = 50,
         retries: int = 2,
         backoff_base_s: float = 0.5,
         breaker_threshold: int = 5,
