@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 from PIL import Image
 
-from bot.telegram.ratelimit import Limits
+from bot.outbound import Budget, Limits
 from bot.telegram.runner import run_telegram
 from bot.wiring import build_runtime
 from storage.records import JobState
@@ -23,7 +23,7 @@ BOB = FakeTelegram.user(102, "Bob")
 CAT = FakeTelegram.user(103, "Cat", lang="zh-hans")
 GROUP = -100500
 # Telegram's limits scaled down so tests run in seconds; the fake enforces the same shape.
-FAST = Limits(private_interval_s=0.3, group_interval_s=0.12, global_interval_s=0.001)
+FAST = Limits(private=Budget(4, 1.0), group=Budget(20, 2.0), overall=Budget(1000, 1.0))
 
 
 def png(size=(64, 48), color=(30, 90, 200)) -> bytes:
@@ -66,13 +66,14 @@ async def test_private_imagine_shows_progress_then_photo_with_buttons(tmp_path, 
     async with running_bot(tmp_path, tiny_model_dir, fake, progress_interval_s=0.0) as runtime:
         await fake.say(ANN["id"], ANN, "/imagine a red fox --steps 12 --size 256x256 --seed 3")
         await fake.wait_until(lambda: any(m.kind == "photo" and m.buttons() for m in fake.seen(ANN["id"])))
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
     result = [m for m in fake.seen(ANN["id"]) if m.buttons() and m.kind == "photo"][-1]
     assert "a red fox" in result.text and "seed 3" in result.text
     assert [label for label, _ in result.buttons()] == ["U1", "V1", "🔄 Reroll"]
     status = fake.messages[(ANN["id"], 1000)]  # the first thing the bot said
-    assert fake.count("editMessageMedia") >= 1 and status.kind == "photo"  # a preview, in place
-    assert status.deleted and [m.kind for m in fake.seen(ANN["id"])] == ["photo"]  # then it made way
+    assert fake.count("editMessageMedia") >= 2 and status.kind == "photo"  # previews in place, then the result
+    assert result.message_id == status.message_id and not status.deleted  # one message for the whole job
+    assert [m.kind for m in fake.seen(ANN["id"])] == ["photo"]
     assert {"", "zh"} <= set(fake.commands)  # menus registered in both languages
     assert fake.flood_errors == 0
     assert fake.token not in caplog.text
@@ -85,7 +86,7 @@ async def test_plain_text_in_private_is_a_prompt_n_gives_an_album_and_a_429_is_w
         await fake.say(ANN["id"], ANN, "a lighthouse --n 3 --steps 2 --size 64x64")
         await fake.wait_until(lambda: fake.count("sendMediaGroup") == 2 and any(
             m.buttons() for m in fake.seen(ANN["id"], kind="text")))
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
     photos = fake.seen(ANN["id"], kind="photo")
     assert len(photos) == 3 and len({p.media_group for p in photos}) == 1
     holder = [m for m in fake.seen(ANN["id"], kind="text") if m.buttons()][-1]
@@ -107,7 +108,7 @@ async def test_group_members_reroll_on_their_own_quota_but_only_the_owner_cancel
         assert "Only the person" in fake.answer_for(query)["text"]
         query = await fake.press(GROUP, ANN, status.message_id, cancel_data)
         await fake.wait_until(lambda: fake.answer_for(query) is not None)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         (job,) = await runtime.storage.recent_jobs()
         assert job.state is JobState.CANCELLED and job.chat.thread_id == "7"
 
@@ -118,7 +119,7 @@ async def test_group_members_reroll_on_their_own_quota_but_only_the_owner_cancel
         reroll = dict(result.buttons())["🔄 Reroll"]
         query = await fake.press(GROUP, CAT, result.message_id, reroll)
         await fake.wait_until(lambda: len(fake.seen(GROUP, kind="photo")) == 2)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         assert fake.answer_for(query)["text"] == "马上处理！"  # answered in Cat's language
         cat = await runtime.storage.user("telegram", str(CAT["id"]))
         assert (await runtime.storage.balance(cat.id)).free_left_today == 9
@@ -130,7 +131,7 @@ async def test_a_forged_press_gets_a_clear_answer_and_changes_nothing(tmp_path, 
     async with running_bot(tmp_path, tiny_model_dir, fake) as runtime:
         await fake.say(ANN["id"], ANN, "/imagine a cat --steps 2 --size 64x64")
         await fake.wait_until(lambda: any(m.kind == "photo" for m in fake.seen(ANN["id"])))
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         photo = fake.seen(ANN["id"], kind="photo")[0]
         for data in ("u:AAAAAAAAAAAA:0", "v:" + photo.buttons()[0][1].split(":")[1] + ":9", "rm -rf"):
             query = await fake.press(ANN["id"], ANN, photo.message_id, data)
@@ -147,7 +148,7 @@ async def test_img2img_by_photo_caption_and_by_reply_to_a_photo(tmp_path, tiny_m
         photo_id = await fake.say(ANN["id"], ANN, "", photo=png((64, 96)))
         await fake.say(ANN["id"], ANN, "/imagine oil painting --steps 4", reply_to=photo_id)
         await fake.wait_until(lambda: len(fake.seen(ANN["id"], kind="photo")) == 2, timeout=90)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         jobs = await runtime.storage.recent_jobs()
         assert sorted(j.kind for j in jobs) == ["img2img", "img2img"]
         shapes = {j.spec.prompt: j.spec.width > j.spec.height for j in jobs}
@@ -167,7 +168,7 @@ async def test_a_reply_with_only_flags_reruns_a_result_and_originals_come_as_png
         await fake.say(ANN["id"], ANN, "/imagine --seed 99", reply_to=result.message_id)
         await fake.wait_until(lambda: len(fake.seen(ANN["id"], kind="photo")) == 2
                               and len(fake.seen(BOB["id"], kind="document")) == 1)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         newest = next(j for j in await runtime.storage.recent_jobs() if j.spec.prompt == "a cat" and j.parent_job)
         assert (newest.spec.seed, newest.kind) == (99, "txt2img")
     document = fake.seen(BOB["id"], kind="document")[0]
@@ -185,7 +186,7 @@ async def test_a_restart_mid_job_continues_the_same_status_message_and_charges_o
     edits_before = status.edits
     async with running_bot(tmp_path, tiny_model_dir, fake) as second:
         await fake.wait_until(lambda: len(fake.seen(chat_id, kind="photo")) == 2, timeout=120)
-        await second.scheduler.wait_idle()
+        await second.wait_idle()
         (job,) = await second.storage.recent_jobs()
         assert job.state is JobState.DONE and job.status_message_id == str(status.message_id)
         assert status.edits > edits_before and status.deleted  # the same message went on, then made way
@@ -196,7 +197,7 @@ async def test_a_restart_mid_job_continues_the_same_status_message_and_charges_o
         query = await fake.press(chat_id, presser, holder.message_id, dict(holder.buttons())["V1"])
         await fake.wait_until(lambda: fake.answer_for(query) is not None)
         assert fake.answer_for(query).get("text") == "On it!"  # buttons from before the restart work
-        await second.scheduler.wait_idle()
+        await second.wait_idle()
     assert fake.flood_errors == 0
 
 
@@ -212,7 +213,7 @@ async def test_webhook_mode_takes_updates_only_with_the_secret(tmp_path, tiny_mo
         assert fake.token not in fake.webhook["url"] and len(fake.webhook["secret_token"]) >= 32
         await fake.say(ANN["id"], ANN, "/imagine a harbour --steps 2 --size 64x64")
         await fake.wait_until(lambda: len(fake.seen(ANN["id"], kind="photo")) == 1)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         forged = {"update_id": 999, "message": {"message_id": 50, "date": 0, "chat": fake.chat(ANN["id"]),
                                                 "from": ANN, "text": "/imagine forged"}}
         async with aiohttp.ClientSession() as session:

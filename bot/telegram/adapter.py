@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Chat, InaccessibleMessage, Message, User
 
-from handlers.port import ChatRef, Incoming, Messenger, Press, UserRef
+from handlers.port import ChatRef, Incoming, Messenger, Outcome, Press, UserRef
 from locales import normalize_language, tr
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,9 @@ ADMIN_CACHE_S = 60.0
 class Handlers(Protocol):
     """The part of ``handlers.app.App`` the adapter calls."""
 
-    async def handle_message(self, incoming: Incoming, messenger: Messenger) -> None: ...
+    async def handle_message(self, incoming: Incoming, messenger: Messenger) -> Outcome: ...
 
-    async def handle_press(self, press: Press, messenger: Messenger) -> None: ...
+    async def handle_press(self, press: Press, messenger: Messenger) -> Outcome: ...
 
 
 class DownloadRefused(Exception):
@@ -185,12 +185,10 @@ class TelegramAdapter:
         )
         if isinstance(message, InaccessibleMessage):
             log.debug("press on a message too old to see; passing it on by id")
+        outcome = Outcome()
         try:
-            await self.app.handle_press(press, self.messenger)
+            outcome = await self.app.handle_press(press, self.messenger)
         finally:
             # Every press is answered, or the user's button keeps spinning.
-            answered = getattr(self.messenger, "answered", None)
-            if answered is not None and query.id not in answered:
+            if not outcome.answered:
                 await self.messenger.answer_press(press)
-            if answered is not None:
-                answered.discard(query.id)

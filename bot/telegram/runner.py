@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import traceback
-from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -19,9 +17,10 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BotCommand
 
+from bot.logs import redact_in_logs
+from bot.outbound import Limits
 from bot.telegram.adapter import TelegramAdapter
-from bot.telegram.messenger import TelegramMessenger
-from bot.telegram.ratelimit import Limits, OutboundLimiter
+from bot.telegram.messenger import TELEGRAM_LIMITS, TelegramMessenger, telegram_policy
 
 log = logging.getLogger(__name__)
 
@@ -29,45 +28,6 @@ log = logging.getLogger(__name__)
 # (None: the default menu, for every other language).
 MENU_LANGUAGES: dict[str, str | None] = {"en": None, "zh-CN": "zh"}
 WEBHOOK_PREFIX = "/telegram/"
-
-
-# --- the token never reaches a log --------------------------------------------------------
-
-_secrets: set[str] = set()
-_base_factory: Callable[..., logging.LogRecord] | None = None
-
-
-def _redact(text: str) -> str:
-    for secret in _secrets:
-        text = text.replace(secret, "<telegram-token>")
-    return text
-
-
-def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    assert _base_factory is not None
-    record = _base_factory(*args, **kwargs)
-    try:
-        message = record.getMessage()
-    except Exception:
-        return record
-    if any(s in message for s in _secrets):
-        record.msg, record.args = _redact(message), None
-    if record.exc_info and record.exc_info[1] is not None:
-        # Formatters reuse a filled exc_text, so the traceback is redacted once, here.
-        record.exc_text = _redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
-    return record
-
-
-def redact_in_logs(secret: str) -> None:
-    """Every log record of the process, from any library and to any handler (also ones
-    added later), has ``secret`` replaced. A Telegram file or API URL holds the token."""
-    global _base_factory
-    if not secret:
-        return
-    _secrets.add(secret)
-    if _base_factory is None:
-        _base_factory = logging.getLogRecordFactory()
-        logging.setLogRecordFactory(_redacting_factory)
 
 
 # --- the bot ---------------------------------------------------------------------------------
@@ -103,7 +63,7 @@ async def run_telegram(runtime: Any, *, limits: Limits | None = None, polling_ti
         raise RuntimeError("IMAGEBOT_TELEGRAM_TOKEN is not set")
     redact_in_logs(token)
     bot = make_bot(settings.telegram_api_base, token)
-    limiter = OutboundLimiter(limits)
+    limiter = runtime.outbound.platform("telegram", limits or TELEGRAM_LIMITS, policy=telegram_policy)
     messenger = TelegramMessenger(bot, limiter, language=settings.default_language)
     try:
         me = await bot.get_me()
