@@ -20,6 +20,9 @@ class ChatRef:
     # Telegram forum topic / Discord thread the conversation happens in.
     thread_id: str | None = None
     is_private: bool = True
+    # The space above the chat whose admins may set defaults for all its chats: a Discord
+    # guild. Telegram and the console have none.
+    space_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,11 @@ class Incoming:
     reply_images: list[bytes] = field(default_factory=list)
     # An inpainting mask (white = repaint). Only the console sets it (--mask PATH) for now.
     mask: bytes | None = None
-    # True when the chat admins may run admin commands for this chat (group settings).
+    # True when the sender may change this chat's settings (a group admin; a Discord member
+    # with Manage Channels for the channel).
     sender_is_chat_admin: bool = False
+    # True when the sender may change the whole space's settings (Discord: Manage Server).
+    sender_is_space_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,34 +90,75 @@ class OutImage:
     filename: str
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What delivering results left in the chat."""
+
+    messages: list[MessageRef]
+    # True when the adapter turned the status message itself into the result (one message
+    # per job instead of two, where the platform can edit a text into a picture): the
+    # caller must not delete it.
+    status_used: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one event did, for the adapter (it never peeks into a messenger)."""
+
+    answered: bool = False  # something was said to the sender (a reply or a press answer)
+    job_id: str | None = None  # a job was queued
+
+
 class Messenger(Protocol):
-    """What the handlers may do in a chat. Adapters own rate limits and retries."""
+    """What the handlers may do in a chat. Adapters own rate limits and retries.
+
+    Messages have roles: an ordinary reply (``send_text``), which may be addressed to the
+    sender alone (``personal``: Discord shows it to them only, elsewhere it is a plain
+    reply); the status message of a job (``send_status`` / ``edit_status``), which shows
+    the queue position and progress and ends as the result or as a final word; and the
+    results (``send_images``).
+    """
 
     platform: str
 
     async def send_text(
         self, chat: ChatRef, text: str, *, reply_to: str | None = None,
-        buttons: list[list[Button]] | None = None,
-    ) -> MessageRef: ...
+        buttons: list[list[Button]] | None = None, personal: bool = False,
+    ) -> MessageRef:
+        """``personal``: refusals, errors, balances, settings, help: for the sender's eyes."""
+        ...
 
-    async def edit_text(
-        self, message: MessageRef, text: str, *, preview: bytes | None = None,
-        buttons: list[list[Button]] | None = None,
+    async def edit_text(self, message: MessageRef, text: str, *, buttons: list[list[Button]] | None = None) -> None:
+        """Edit an ordinary message of ours (a settings panel after a press). Never dropped."""
+        ...
+
+    async def send_status(
+        self, chat: ChatRef, text: str, *, reply_to: str | None = None, buttons: list[list[Button]] | None = None,
+    ) -> MessageRef:
+        """Post a job's status message (the first answer to a request: "Queued")."""
+        ...
+
+    async def edit_status(
+        self, status: MessageRef, text: str, *, preview: bytes | None = None,
+        buttons: list[list[Button]] | None = None, final: bool = False,
     ) -> MessageRef | None:
-        """Edit a status message. May be dropped under flood pressure (progress is lossy).
+        """Show progress. Lossy: coalesced with newer edits, dropped under flood pressure;
+        ``final`` (failed, cancelled) is never dropped.
 
-        An adapter that had to replace the message (Telegram turns a text status into a
-        photo to show a preview) returns the new one; the caller stores it with the job.
+        An adapter that had to replace the message returns the new one; every later edit
+        goes to that one (the caller keeps it with the job).
         """
         ...
 
     async def send_images(
         self, chat: ChatRef, images: list[OutImage], *, caption: str,
         buttons: list[list[Button]] | None = None, reply_to: str | None = None, as_files: bool = False,
-    ) -> list[MessageRef]:
+        status: MessageRef | None = None,
+    ) -> Delivered:
         """Deliver results. Never dropped: waits out flood limits and retries.
 
         ``as_files``: the user asked for originals (PNG documents, no recompression).
+        ``status``: the job's status message, which the adapter may turn into the result.
         """
         ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.jobs import GenerationBase
+from engine.jobs import GenerationBase, Upscale
 from handlers.port import Button
 from locales import Translator
 from storage.records import JobRecord
@@ -63,8 +63,13 @@ def caption_for(t: Translator, job: JobRecord, seeds: list[int | None]) -> str:
 
 
 def result_buttons(t: Translator, job: JobRecord, count: int) -> list[list[Button]]:
-    """U1..Un (upscale), V1..Vn (vary), reroll: Midjourney's grid habit."""
-    if not isinstance(job.spec, GenerationBase) or count == 0:
+    """U1..Un (upscale), V1..Vn (vary), reroll: Midjourney's grid habit. An upscaled picture
+    may be upscaled again or varied."""
+    if count == 0:
+        return []
+    if isinstance(job.spec, Upscale):
+        return [[Button("U1", f"u:{job.id}:0"), Button("V1", f"v:{job.id}:0")]]
+    if not isinstance(job.spec, GenerationBase):
         return []
     rows = [
         [Button(f"U{k + 1}", f"u:{job.id}:{k}") for k in range(count)],

@@ -1,18 +1,18 @@
-"""Runs one stored job to its end: backend -> progress edits -> images -> delivery -> ledger.
+"""The compute stage: runs one admitted job until its results are stored.
 
-This is the second half of the ``/imagine`` path (the first half is ``handlers.app``):
+This is the middle of the ``/imagine`` path (handlers/admission.py comes before it,
+handlers/outbox.py after):
 
-    scheduler picks job id -> JobRunner.execute(job_id)
+    scheduler picks job id (lane slot taken) -> JobRunner.execute(job_id)
       -> storage: state running
-      -> backend.run(work): Progress events -> throttled status edits
-      -> Finished(images) -> media store + storage: results kept, state delivering
-      -> messenger.send_images -> storage: delivered, quota committed per image
-      -> storage: refund what was held but not delivered, state done
+      -> backend.run(work): Progress events -> status edits (lossy, handlers/status.py)
+      -> Finished(images) -> stamped PNGs in the media store (off the event loop)
+      -> storage: results kept, state delivering -> outbox.put(job)   (lane slot free)
 
-Every exit path ends in ``done``, ``failed`` or ``cancelled`` with the unspent quota
-refunded. Because results are stored before delivery and commits are idempotent per
-image, a crash at any point is finished by ``recover()`` after a restart without
-charging twice.
+The lane is free as soon as the results are stored: delivery waits for the chat's flood
+limits, the GPU does not. Every other exit ends in ``failed`` or ``cancelled`` with the
+unspent quota refunded in the same transaction (``storage.end``). A crash at any point is
+finished by ``recover()`` after a restart without charging twice.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from engine.errors import BackendError, JobCancelled, UserFacingError
 from engine.jobs import GenerationBase, JobSpec
 from engine.scheduler import Scheduler
 from handlers.images import parameters_text, stamp_png
-from handlers.port import ChatRef, MessageRef, Messenger, OutImage
-from handlers.presenting import cancel_buttons, caption_for, result_buttons, status_queued, status_running
+from handlers.outbox import Outbox
+from handlers.presenting import cancel_buttons, status_queued, status_running
+from handlers.status import StatusBoard
 from locales import Translator
 from storage.media import MediaStore
 from storage.records import JobRecord, JobState, ResultRecord
@@ -39,18 +40,32 @@ log = logging.getLogger(__name__)
 
 # A job that crashed the process this many times is failed and refunded, not retried.
 MAX_ATTEMPTS = 3
-DELIVERY_RETRIES = 4
-
-
-def chat_of(job: JobRecord) -> ChatRef:
-    c = job.chat
-    return ChatRef(platform=c.platform, chat_id=c.chat_id, thread_id=c.thread_id, is_private=c.is_private)
 
 
 @dataclass
 class _Live:
     cancel: CancelToken = field(default_factory=CancelToken)
     started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Eta:
+    """Time left, from the pace of the steps so far. Counted from the first step, so the
+    time spent loading a model does not make the first estimate several times too high."""
+
+    clock: Callable[[], float]
+    first_at: float | None = None
+    first_step: int = 0
+
+    def seconds_left(self, step: int, total: int) -> float | None:
+        now = self.clock()
+        if self.first_at is None:
+            self.first_at, self.first_step = now, step
+            return None
+        done = step - self.first_step
+        if done <= 0:
+            return None
+        return (now - self.first_at) / done * (total - step)
 
 
 class JobRunner:
@@ -60,8 +75,10 @@ class JobRunner:
         storage: Storage,
         media: MediaStore,
         backends: dict[str, Backend],
-        messengers: dict[str, Messenger],
+        statuses: StatusBoard,
+        outbox: Outbox,
         fallbacks: list[str] | None = None,
+        cost_of: Callable[[str], int] = lambda backend: 1,
         job_timeout_s: float = 900.0,
         progress_interval_s: float = 1.5,
         clock: Callable[[], float] = time.monotonic,
@@ -69,13 +86,19 @@ class JobRunner:
         self.storage = storage
         self.media = media
         self.backends = backends
-        self.messengers = messengers
+        self.statuses = statuses
+        self.outbox = outbox
         self.fallbacks = fallbacks or []
+        self.cost_of = cost_of
         self.job_timeout_s = job_timeout_s
         self.progress_interval_s = progress_interval_s
         self._clock = clock
         self._live: dict[str, _Live] = {}
         self.scheduler: Scheduler | None = None
+
+    @property
+    def messengers(self) -> dict:  # type: ignore[type-arg]
+        return self.statuses.messengers
 
     # --- control --------------------------------------------------------------------
 
@@ -87,19 +110,20 @@ class JobRunner:
         return True
 
     async def recover(self) -> int:
-        """Take back jobs that a dead process left queued, running or delivering."""
+        """Take back jobs a dead process left queued, running or delivering."""
         assert self.scheduler is not None
         count = 0
         for job in await self.storage.jobs_in_states([JobState.QUEUED, JobState.RUNNING, JobState.DELIVERING]):
             if job.chat.platform not in self.messengers:
-                continue  # another process serves that platform; it will take the job back
-            if job.state is not JobState.DELIVERING and job.attempts >= MAX_ATTEMPTS:
+                continue  # that platform is not served by this process now; the job waits for it
+            if job.state is JobState.DELIVERING:
+                self.outbox.put(job)
+            elif job.attempts >= MAX_ATTEMPTS:
                 await self._fail(job, UserFacingError("error-job-crashed"))
                 continue
-            lane = job.backend if job.backend in self.backends else None
-            if job.state is JobState.DELIVERING or lane is None:
-                lane = lane or next(iter(self.backends))
-            await self.scheduler.submit(job.id, str(job.user_id), lane, force=True)
+            else:
+                backend = job.backend if job.backend in self.backends else next(iter(self.backends))
+                self.scheduler.admit(job.id, str(job.user_id), backend, force=True)
             count += 1
         return count
 
@@ -110,14 +134,17 @@ class JobRunner:
         if job is None or job.state.finished:
             return
         if job.state is JobState.DELIVERING:
-            await self._deliver(job)
+            self.outbox.put(job)
+            return
+        if not await self.storage.set_state(job.id, JobState.RUNNING):
             return
         live = self._live.setdefault(job_id, _Live())
         try:
-            images = await self._generate(job, live)
-            await self._store_results(job, images)
-            job = await self.storage.job(job_id) or job  # now with its results
-            await self._deliver(job)
+            name, images = await self._generate(job, live)
+            records = await self._store_images(job, name, images)
+            cost = min(job.cost_per_image, self.cost_of(name)) if name != job.backend else job.cost_per_image
+            if await self.storage.set_results(job.id, records, backend=name, cost_per_image=cost):
+                self.outbox.put(job)
         except JobCancelled:
             await self._cancelled(job)
         except UserFacingError as e:
@@ -135,10 +162,9 @@ class JobRunner:
         finally:
             self._live.pop(job_id, None)
 
-    async def _generate(self, job: JobRecord, live: _Live) -> list[ResultImage]:
-        await self.storage.set_state(job.id, JobState.RUNNING)
-        await self._edit_status(job, status_running(Translator(job.language), step=0, total=0, eta_s=None),
-                                buttons=cancel_buttons(Translator(job.language), job.id))
+    async def _generate(self, job: JobRecord, live: _Live) -> tuple[str, list[ResultImage]]:
+        t = Translator(job.language)
+        await self.statuses.edit(job, status_running(t, step=0, total=0, eta_s=None), buttons=cancel_buttons(t, job.id))
         backend_names = [job.backend] + [b for b in self.fallbacks if b != job.backend]
         last_error: BackendError | None = None
         for name in backend_names:
@@ -152,7 +178,7 @@ class JobRunner:
             if not backend.supports(spec):
                 continue
             try:
-                return await self._run_backend(job, backend, live, spec)
+                return name, await self._run_backend(job, backend, live, spec)
             except BackendError as e:
                 last_error = e
                 if not e.retryable:
@@ -163,28 +189,30 @@ class JobRunner:
         raise UserFacingError("error-backend-cannot", backend=job.backend, kind=job.spec.kind)
 
     async def _run_backend(self, job: JobRecord, backend: Backend, live: _Live, spec: JobSpec) -> list[ResultImage]:
-        async def save_checkpoint(state: dict) -> None:
+        async def save_checkpoint(state: dict) -> None:  # type: ignore[type-arg]
             await self.storage.set_checkpoint(job.id, state)
 
+        def parameters(seed: int | None) -> str:
+            return parameters_text(spec, seed=seed, backend=backend.name)
+
         work = Work(job_id=job.id, spec=spec, media=self.media, cancel=live.cancel,
-                    checkpoint=dict(job.checkpoint), save_checkpoint=save_checkpoint)
+                    checkpoint=dict(job.checkpoint), save_checkpoint=save_checkpoint, parameters=parameters)
         t = Translator(job.language)
+        eta = _Eta(self._clock)
         last_edit = -1e9
         pending_preview: bytes | None = None  # the newest preview of skipped events
-        started = self._clock()
         async with asyncio.timeout(self.job_timeout_s):
             async for event in backend.run(work):
                 if isinstance(event, Progress):
+                    left = eta.seconds_left(event.step, event.total)
                     now = self._clock()
                     preview = event.preview or pending_preview
                     if now - last_edit < self.progress_interval_s and event.step < event.total:
                         pending_preview = preview  # coalesce: chats cannot take an edit per step
                         continue
                     last_edit, pending_preview = now, None
-                    elapsed = now - started
-                    eta = elapsed / event.step * (event.total - event.step) if event.step else None
-                    await self._edit_status(
-                        job, status_running(t, step=event.step, total=event.total, eta_s=eta),
+                    await self.statuses.edit(
+                        job, status_running(t, step=event.step, total=event.total, eta_s=left),
                         preview=preview, buttons=cancel_buttons(t, job.id),
                     )
                 elif isinstance(event, Finished):
@@ -193,124 +221,52 @@ class JobRunner:
                     return event.images
         raise BackendError("error-backend-no-result", backend=backend.name)
 
-    async def _store_results(self, job: JobRecord, images: list[ResultImage]) -> None:
-        records: list[ResultRecord] = []
-        for image in images:
-            if image.withheld_reason or not image.png:
-                records.append(ResultRecord("", image.seed, image.withheld_reason or "withheld"))
-                continue
-            params = parameters_text(job.spec, seed=image.seed, backend=job.backend)
-            key = self.media.put(stamp_png(image.png, params))
-            records.append(ResultRecord(key, image.seed))
-        await self.storage.set_results(job.id, records)
+    async def _store_images(self, job: JobRecord, backend: str, images: list[ResultImage]) -> list[ResultRecord]:
+        """Each picture into the media store with its parameters, off the event loop: a
+        1024² PNG costs a hundred milliseconds to re-encode, during which every chat waits."""
 
-    async def _deliver(self, job: JobRecord) -> None:
-        messenger = self.messengers.get(job.chat.platform)
-        if messenger is None:
-            # That platform's adapter is not running in this process; leave the job for
-            # the process that runs it (recover() picks it up there).
-            log.warning("no messenger for %s; job %s waits for delivery", job.chat.platform, job.id)
-            return
-        t = Translator(job.language)
-        pending = job.results[job.delivered:]
-        deliverable = [(job.delivered + i, r) for i, r in enumerate(pending) if r.media_key]
-        if deliverable:
-            images = [OutImage(self.media.read(r.media_key), f"{job.id}_{i + 1}.png") for i, r in deliverable]
-            caption = caption_for(t, job, [r.seed for _, r in deliverable])
-            buttons = result_buttons(t, job, len(job.results)) if job.delivered == 0 else None
-            owner = await self.storage.user_by_id(job.user_id)
-            as_files = bool(owner and owner.settings.get("originals"))
-            refs = await self._with_retries(
-                lambda: messenger.send_images(chat_of(job), images, caption=caption, buttons=buttons,
-                                              reply_to=job.chat.request_message_id, as_files=as_files)
-            )
-            await self.storage.mark_delivered(job.id, len(job.results), [r.message_id for r in refs],
-                                              job.chat.chat_id, job.chat.platform)
-        else:
-            await self.storage.mark_delivered(job.id, len(job.results), [], job.chat.chat_id, job.chat.platform)
-        withheld = [r for r in job.results if not r.media_key]
-        refunded = await self.storage.refund(job.id)
-        await self.storage.set_state(job.id, JobState.DONE)
-        if withheld:
-            await self._say(job, t("result-withheld", count=len(withheld), reason=t(withheld[0].withheld_reason or "withheld"),
-                                   refunded=refunded))
-        await self._clear_status(job)
+        def store() -> list[ResultRecord]:
+            records: list[ResultRecord] = []
+            for image in images:
+                if image.withheld_reason or not image.png:
+                    records.append(ResultRecord("", image.seed, image.withheld_reason or "withheld"))
+                    continue
+                png = image.png if image.stamped else stamp_png(
+                    image.png, parameters_text(job.spec, seed=image.seed, backend=backend))
+                records.append(ResultRecord(self.media.put(png), image.seed))
+            return records
 
-    async def _with_retries(self, send):  # type: ignore[no-untyped-def]
-        delay = 1.0
-        for attempt in range(DELIVERY_RETRIES):
-            try:
-                return await send()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if attempt == DELIVERY_RETRIES - 1:
-                    raise
-                log.warning("delivery failed, retrying in %.0fs", delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        return await asyncio.to_thread(store)
 
     # --- endings --------------------------------------------------------------------
 
     async def _fail(self, job: JobRecord, error: UserFacingError) -> None:
-        refunded = await self.storage.refund(job.id)
-        await self.storage.set_state(job.id, JobState.FAILED, error_key=error.key, error_args=_plain(error.args_))
+        refunded = await self.storage.end(job.id, JobState.FAILED, error_key=error.key, error_args=_plain(error.args_))
+        if refunded is None:
+            return  # it had ended already (cancelled, or delivered): nothing to say
         t = Translator(job.language)
-        text = t("job-failed", reason=t(error.key, **error.args_), refunded=refunded)
-        await self._edit_status(job, text) if job.status_message_id else await self._say(job, text)
+        await self.statuses.edit(job, t("job-failed", reason=t(error.key, **error.args_), refunded=refunded),
+                                 final=True)
+        self.statuses.forget(job.id)
 
     async def _cancelled(self, job: JobRecord) -> None:
-        refunded = await self.storage.refund(job.id)
-        await self.storage.set_state(job.id, JobState.CANCELLED)
+        refunded = await self.storage.end(job.id, JobState.CANCELLED)
+        if refunded is None:
+            return
         t = Translator(job.language)
-        await self._edit_status(job, t("job-cancelled", refunded=refunded))
+        await self.statuses.edit(job, t("job-cancelled", refunded=refunded), final=True)
+        self.statuses.forget(job.id)
 
     async def cancel_queued(self, job: JobRecord) -> None:
         await self._cancelled(job)
-
-    # --- chat helpers ---------------------------------------------------------------
-
-    async def _edit_status(self, job: JobRecord, text: str, *, preview: bytes | None = None, buttons=None) -> None:  # type: ignore[no-untyped-def]
-        messenger = self.messengers.get(job.chat.platform)
-        if messenger is None or not job.status_message_id:
-            return
-        try:
-            replaced = await messenger.edit_text(MessageRef(chat_of(job), job.status_message_id), text,
-                                                 preview=preview, buttons=buttons)
-            if replaced is not None and replaced.message_id != job.status_message_id:
-                # Kept with the job so a restarted process edits the message users now see.
-                await self.storage.set_status_message(job.id, replaced.message_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # progress is best effort; the result is what matters
-            log.warning("status edit failed for job %s", job.id, exc_info=True)
-
-    async def _clear_status(self, job: JobRecord) -> None:
-        messenger = self.messengers.get(job.chat.platform)
-        if messenger is None or not job.status_message_id:
-            return
-        try:
-            await messenger.delete(MessageRef(chat_of(job), job.status_message_id))
-        except Exception:
-            log.warning("could not remove the status message of job %s", job.id, exc_info=True)
-
-    async def _say(self, job: JobRecord, text: str) -> None:
-        messenger = self.messengers.get(job.chat.platform)
-        if messenger is None:
-            return
-        try:
-            await messenger.send_text(chat_of(job), text, reply_to=job.chat.request_message_id)
-        except Exception:
-            log.warning("could not tell the chat about job %s", job.id, exc_info=True)
 
     async def queue_moved(self, positions: dict[str, int]) -> None:
         """Scheduler callback: tell waiting jobs their new place (lossy, like progress)."""
         for job_id, position in positions.items():
             job = await self.storage.job(job_id)
             if job is not None and job.state is JobState.QUEUED:
-                await self._edit_status(job, status_queued(Translator(job.language), position),
-                                        buttons=cancel_buttons(Translator(job.language), job.id))
+                t = Translator(job.language)
+                await self.statuses.edit(job, status_queued(t, position), buttons=cancel_buttons(t, job.id))
 
 
 def _plain(args: dict) -> dict:  # type: ignore[type-arg]

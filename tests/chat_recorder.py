@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.settings import Settings
 from bot.wiring import Runtime, build_runtime
-from handlers.port import Button, ChatRef, Incoming, MessageRef, OutImage, Press, UserRef
+from handlers.port import Button, ChatRef, Delivered, Incoming, MessageRef, OutImage, Press, UserRef
 
 
 @dataclass
@@ -28,6 +28,9 @@ class Shown:
     preview: bytes | None = None
     alert: bool = False
     as_files: bool = False
+    personal: bool = False
+    status: bool = False  # the job's status message (send_status / edit_status)
+    final: bool = False
 
 
 class RecordingMessenger:
@@ -42,22 +45,31 @@ class RecordingMessenger:
         self.changed.set()
 
     async def send_text(self, chat: ChatRef, text: str, *, reply_to: str | None = None,
-                        buttons: list[list[Button]] | None = None) -> MessageRef:
+                        buttons: list[list[Button]] | None = None, personal: bool = False) -> MessageRef:
         mid = str(next(self._ids))
-        self._add(Shown("text", chat.chat_id, text, mid, buttons=buttons or []))
+        self._add(Shown("text", chat.chat_id, text, mid, buttons=buttons or [], personal=personal))
         return MessageRef(chat, mid)
 
-    async def edit_text(self, message: MessageRef, text: str, *, preview: bytes | None = None,
-                        buttons: list[list[Button]] | None = None) -> None:
-        self._add(Shown("edit", message.chat.chat_id, text, message.message_id, buttons=buttons or [],
-                        preview=preview))
+    async def edit_text(self, message: MessageRef, text: str, *, buttons: list[list[Button]] | None = None) -> None:
+        self._add(Shown("edit", message.chat.chat_id, text, message.message_id, buttons=buttons or []))
+
+    async def send_status(self, chat: ChatRef, text: str, *, reply_to: str | None = None,
+                          buttons: list[list[Button]] | None = None) -> MessageRef:
+        mid = str(next(self._ids))
+        self._add(Shown("text", chat.chat_id, text, mid, buttons=buttons or [], status=True))
+        return MessageRef(chat, mid)
+
+    async def edit_status(self, status: MessageRef, text: str, *, preview: bytes | None = None,
+                          buttons: list[list[Button]] | None = None, final: bool = False) -> None:
+        self._add(Shown("edit", status.chat.chat_id, text, status.message_id, buttons=buttons or [],
+                        preview=preview, status=True, final=final))
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
                           buttons: list[list[Button]] | None = None, reply_to: str | None = None,
-                          as_files: bool = False) -> list[MessageRef]:
+                          as_files: bool = False, status: MessageRef | None = None) -> Delivered:
         mid = str(next(self._ids))
         self._add(Shown("images", chat.chat_id, caption, mid, images=images, buttons=buttons or [], as_files=as_files))
-        return [MessageRef(chat, mid)]
+        return Delivered([MessageRef(chat, mid)])
 
     async def delete(self, message: MessageRef) -> None:
         self._add(Shown("delete", message.chat.chat_id, "", message.message_id))

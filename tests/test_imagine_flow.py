@@ -30,7 +30,7 @@ async def bot(tmp_path, tiny_model_dir):
 
 async def _finished(runtime, chat, count=1):
     await chat.wait_for(lambda s: s.kind == "images" and len(chat.of("images")) >= count)
-    await runtime.scheduler.wait_idle()
+    await runtime.wait_idle()
 
 
 async def test_imagine_queues_shows_progress_and_delivers_stamped_images(bot):
@@ -113,13 +113,14 @@ async def test_chinese_users_get_chinese_answers(bot):
     assert "种子" in chat.of("images")[0].text
 
 
-async def test_over_quota_is_refused_with_the_numbers(bot):
+async def test_over_quota_is_refused_with_the_numbers_in_pictures(bot):
     runtime, chat = bot
-    user = await runtime.storage.user("console", "ann")
-    await runtime.storage.grant(user.id, -10)
-    await runtime.app.handle_message(say("/imagine a cat --n 4"), chat)
-    assert "need 4 credit(s)" in chat.log[-1].text
-    assert await runtime.storage.recent_jobs() == []
+    await runtime.app.handle_message(say("/imagine a cat --n 4 --steps 1 --size 64x64"), chat)
+    await runtime.app.handle_message(say("/imagine a cat --n 4 --steps 1 --size 64x64"), chat)
+    await runtime.app.handle_message(say("/imagine a cat --n 4"), chat)  # 8 of 10 free pictures are held
+    assert "needs 4 of your free pictures and 2 are left today" in chat.log[-1].text  # no "credits" for free users
+    await runtime.wait_idle()
+    assert len(await runtime.storage.recent_jobs()) == 2
 
 
 async def test_cancel_while_running_refunds_everything(tmp_path, tiny_model_dir):
@@ -129,7 +130,7 @@ async def test_cancel_while_running_refunds_everything(tmp_path, tiny_model_dir)
         await runtime.app.handle_message(say("/imagine slow --steps 100 --size 512x512 --n 2"), chat)
         await chat.wait_for(lambda s: s.kind == "edit" and "%" in s.text)
         await runtime.app.handle_message(say("/cancel"), chat)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         job = (await runtime.storage.recent_jobs())[0]
         assert job.state is JobState.CANCELLED
         assert chat.of("images") == []
@@ -145,7 +146,7 @@ async def test_an_unavailable_model_fails_clearly_and_refunds(tmp_path, tiny_mod
     runtime = await started_runtime(settings, chat)
     try:
         await runtime.app.handle_message(say("/imagine a cat"), chat)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         job = (await runtime.storage.recent_jobs())[0]
         assert job.state is JobState.FAILED and job.error_key == "error-model-unavailable"
         assert "demo" in chat.log[-1].text  # points the user at the demo model
@@ -167,7 +168,7 @@ async def test_group_buttons_reroll_for_anyone_cancel_only_for_the_owner(tmp_pat
         await runtime.app.handle_press(press(f"x:{job.id}", user=bob, chat=GROUP), chat)
         assert chat.of("answer")[-1].text.startswith("Only the person")
         await runtime.app.handle_press(press(f"x:{job.id}", user=ann, chat=GROUP), chat)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         assert (await runtime.storage.job(job.id)).state is JobState.CANCELLED
 
         await runtime.app.handle_message(say("/imagine a castle --steps 3 --size 64x64", user=ann, chat=GROUP), chat)
@@ -209,7 +210,7 @@ async def test_vary_and_upscale_buttons_start_new_jobs_from_the_chosen_picture(b
     parent = await runtime.storage.job(vary.parent_job)
     assert vary.kind == "img2img" and vary.spec.init_image == parent.results[1].media_key
     await runtime.app.handle_press(press(result.buttons[0][0].data), chat)  # U1
-    await runtime.scheduler.wait_idle()
+    await runtime.wait_idle()
     upscale = (await runtime.storage.recent_jobs())[0]
     assert upscale.kind == "upscale" and upscale.spec.image == parent.results[0].media_key
 
@@ -259,7 +260,7 @@ async def test_a_job_interrupted_by_a_restart_is_finished_once(tmp_path, tiny_mo
     second = await started_runtime(settings, chat2)
     try:
         await chat2.wait_for(lambda s: s.kind == "images")
-        await second.scheduler.wait_idle()
+        await second.wait_idle()
         job = await second.storage.job(job_id)
         assert job.state is JobState.DONE and job.attempts == 2
         assert chat2.of("edit")[0].message_id == job.status_message_id  # the same status message continues

@@ -55,7 +55,7 @@ async def test_a_vendor_job_is_delivered_and_charged_its_cost_per_picture(tmp_pa
     runtime, chat = await start(tmp_path, tiny_model_dir, paint4, jumdata, daily_free_images=10)
     try:
         await runtime.app.handle_message(say("/imagine a dog --backend paint4 --n 2"), chat)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         (job,) = await runtime.storage.recent_jobs()
         assert job.state is JobState.DONE and len(chat.of("images")[0].images) == 2
         assert await _ledger(runtime, job.id) == [("reserve", -4), ("commit", 2), ("commit", 2)]
@@ -71,7 +71,7 @@ async def test_mapped_values_are_told_before_the_job_runs(tmp_path, tiny_model_d
         await runtime.app.handle_message(say("/imagine 一只猫 --backend jumdata --style anime --size 1000x704"), chat)
         queued = chat.log[0].text
         assert "1536x1024" in queued  # the nearest resolution jumdata has
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         assert chat.of("images") and jumdata.violations == []
         assert jumdata.forms[0]["style"] == "二次元"
     finally:
@@ -98,10 +98,10 @@ async def test_a_failing_vendor_refunds_and_says_why(tmp_path, tiny_model_dir, f
     runtime, chat = await start(tmp_path, tiny_model_dir, paint4, jumdata)
     try:
         await runtime.app.handle_message(say("/imagine a dog --backend paint4 --n 2"), chat)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         (job,) = await runtime.storage.recent_jobs()
         assert job.state is JobState.FAILED and job.error_key == "error-vendor-unavailable"
-        assert "refunded" in chat.log[-1].text
+        assert "The 4 picture(s) it held went back to your quota" in chat.log[-1].text
         assert await _ledger(runtime, job.id) == [("reserve", -4), ("refund", 4)]
     finally:
         await runtime.stop()
@@ -113,7 +113,7 @@ async def test_a_temporary_vendor_failure_falls_back_to_the_next_backend(tmp_pat
     runtime, chat = await start(tmp_path, tiny_model_dir, paint4, jumdata, fallback_backends=["local"])
     try:
         await runtime.app.handle_message(say("/imagine a dog --backend paint4 --steps 2"), chat)
-        await runtime.scheduler.wait_idle()
+        await runtime.wait_idle()
         (job,) = await runtime.storage.recent_jobs()
         assert job.state is JobState.DONE and len(chat.of("images")) == 1
     finally:
@@ -138,7 +138,7 @@ async def test_a_vendor_task_survives_a_restart_without_a_second_submit(tmp_path
     second, chat2 = await start(tmp_path, tiny_model_dir, paint4, jumdata)
     try:
         await chat2.wait_for(lambda s: s.kind == "images")
-        await second.scheduler.wait_idle()
+        await second.wait_idle()
         job = await second.storage.job(job.id)
         assert job.state is JobState.DONE
         assert jumdata.calls["/ai/draw/submit"] == 1

@@ -32,11 +32,11 @@ status-running = 🎨 { $bar } { $percent }% ({ $step }/{ $total })
 status-eta = · about { $seconds }s left
 job-failed = ❌ { $reason }{ $refunded ->
     [0] {""}
-   *[other] {" "}Your { $refunded } credit(s) were refunded.
+   *[other] {" "}The { $refunded } picture(s) it held went back to your quota.
 }
 job-cancelled = 🚫 Cancelled.{ $refunded ->
     [0] {""}
-   *[other] {" "}{ $refunded } credit(s) refunded.
+   *[other] {" "}The { $refunded } picture(s) it held went back to your quota.
 }
 result-withheld = ⚠️ { $count } picture(s) were withheld by the service ({ $reason }) and not charged.
 
@@ -80,11 +80,14 @@ cancel-nothing = You have nothing running.
 cancel-done = Cancelled { $count } job(s).
 grant-done = Granted { $amount } credit(s) to { $user }; they now have { $credits }.
 stats = Users { $users } · queued { $queued } · running { $running } · done { $done } · failed { $failed } · cancelled { $cancelled } · waiting in memory { $waiting }
+stats-lane = • lane { $lane }: { $waiting } waiting, { $running } of { $capacity } running
 paused = New jobs are paused.
 resumed = New jobs are accepted again.
 
 ## Errors
 error-internal = Something went wrong on our side. Nothing was charged.
+error-storage-busy = The bot is busy for a moment (its database is in use). Please send that again; nothing was charged.
+error-delivery-failed = The pictures were made but could not be delivered to this chat.
 error-job-crashed = This job stopped the bot several times, so it was given up.
 error-job-timeout = The job took longer than { $seconds }s and was stopped.
 error-backend-cannot = The backend { $backend } cannot do { $kind } jobs.
@@ -92,7 +95,10 @@ error-backend-unknown = There is no backend called “{ $backend }”. Choose on
 error-backend-no-result = The backend { $backend } finished without pictures.
 error-model-unknown = There is no model “{ $model }” on { $backend }. Choose one of: { $choices }.
 error-paused = The bot is paused for maintenance. Please try again later.
-error-quota = You need { $needed } credit(s) but have { $available } ({ $daily } free pictures a day). Try fewer pictures (--n) or wait for tomorrow.
+error-quota = { $credits ->
+    [0] This needs { $needed } of your free pictures and { $free } are left today ({ $daily } a day). Try fewer pictures (--n) or wait for tomorrow.
+   *[other] This needs { $needed } but you have { $available } ({ $free } free pictures left today and { $credits } credits). Try fewer pictures (--n).
+}
 error-too-many-queued = You already have { $count } job(s) waiting. Please wait for one to finish.
 error-queue-full = The queue is full right now. Please try again in a minute.
 error-prompt-empty = Please describe the picture, e.g. /imagine a red fox in snow.
@@ -101,6 +107,7 @@ error-control-type = “{ $value }” is not a control type. Choose one of: { $c
 error-needs-image = { $command } needs a picture: attach one or reply to one.
 error-swap-needs-two = /swap needs two pictures: reply to the picture and attach the face photo.
 error-chat-admin-only = Only the chat's admins can change the chat's defaults.
+error-space-admin-only = Only members who may manage this server can change its defaults.
 error-admin-only = Only bot admins can do that.
 error-grant-usage = Usage: /grant platform:user_id amount
 error-settings-usage = Usage: /settings KEY VALUE, e.g. /settings ar 3:2 — or /settings reset
@@ -149,3 +156,11 @@ error-image-corrupt = The { $what ->
    *[other] picture
 } cannot be read. Please send a PNG, JPEG or WebP image.
 withheld = held back by the service
+help-console =
+    🎨 I make and edit pictures. Pictures are saved under data/outputs/.
+    /imagine <prompt> [flags] — make pictures. Flags: --ar 3:2, --seed 7, --n 4, --steps 20, --cfg 7,
+      --no blurry, text, --model NAME, --backend NAME, --strength 0.6, --style NAME, --control canny
+    /imagine <prompt> --image PATH repaints a picture from your disk; add --mask PATH (white = repaint) to inpaint.
+    Type a button's label (U1, V2, 🔄 Reroll) to press it on the latest result.
+    /upscale --image PATH — enlarge a picture. /swap --face FACE.png --image PICTURE.png — swap a face.
+    /settings — your defaults · /balance — your quota ({ $daily } free pictures a day) · /models · /lang · /cancel · /quit

@@ -32,11 +32,11 @@ status-running = 🎨 { $bar } { $percent }%（{ $step }/{ $total }）
 status-eta = · 约剩 { $seconds } 秒
 job-failed = ❌ { $reason }{ $refunded ->
     [0] {""}
-   *[other] {" "}已退还 { $refunded } 点额度。
+   *[other] {" "}它占用的 { $refunded } 张额度已退回。
 }
 job-cancelled = 🚫 已取消。{ $refunded ->
     [0] {""}
-   *[other] {" "}已退还 { $refunded } 点额度。
+   *[other] {" "}它占用的 { $refunded } 张额度已退回。
 }
 result-withheld = ⚠️ 有 { $count } 张图片被服务方拦截（{ $reason }），未扣费。
 
@@ -92,7 +92,10 @@ error-backend-unknown = 没有名为“{ $backend }”的后端。可选：{ $ch
 error-backend-no-result = 后端 { $backend } 结束了，但没有返回图片。
 error-model-unknown = { $backend } 上没有模型“{ $model }”。可选：{ $choices }。
 error-paused = 机器人正在维护，请稍后再试。
-error-quota = 需要 { $needed } 点额度，你只有 { $available } 点（每天免费 { $daily } 张）。可以减少张数（--n）或明天再来。
+error-quota = { $credits ->
+    [0] 这需要 { $needed } 张免费额度，你今天还剩 { $free } 张（每天 { $daily } 张）。可以减少张数（--n）或明天再来。
+   *[other] 这需要 { $needed } 点，你只有 { $available } 点（今天免费剩 { $free } 张，积分 { $credits }）。可以减少张数（--n）。
+}
 error-too-many-queued = 你已有 { $count } 个任务在等待，请等其中一个完成。
 error-queue-full = 队列已满，请一分钟后再试。
 error-prompt-empty = 请描述想要的图片，例如：/imagine 雪地里的红狐狸。
@@ -149,3 +152,15 @@ error-image-corrupt = 无法读取这张{ $what ->
    *[other] 图片
 }。请发送 PNG、JPEG 或 WebP 图片。
 withheld = 被服务方拦截
+error-space-admin-only = 只有能管理本服务器的成员才能修改服务器默认值。
+error-storage-busy = 机器人暂时繁忙（数据库正被占用）。请再发一次；没有扣除任何额度。
+error-delivery-failed = 图片已生成，但无法发送到这个聊天。
+stats-lane = • 通道 { $lane }：等待 { $waiting }，运行 { $running }/{ $capacity }
+help-console =
+    🎨 我可以生成和编辑图片。图片保存在 data/outputs/ 下。
+    /imagine <描述> [参数] — 生成图片。参数：--ar 3:2、--seed 7、--n 4、--steps 20、--cfg 7、
+      --no 模糊, 文字、--model 名称、--backend 名称、--strength 0.6、--style 名称、--control canny
+    /imagine <描述> --image 路径 重绘磁盘上的图片；再加 --mask 路径（白色 = 重绘）即可局部重绘。
+    输入按钮的文字（U1、V2、🔄 重新生成）即可按下最新结果上的按钮。
+    /upscale --image 路径 — 放大图片。/swap --face 人脸.png --image 图片.png — 换脸。
+    /settings — 默认设置 · /balance — 额度（每天免费 { $daily } 张）· /models · /lang · /cancel · /quit
