@@ -18,11 +18,12 @@ import os
 import re
 import shlex
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
 from bot.wiring import Runtime
-from handlers.port import Button, ChatRef, Incoming, MessageRef, OutImage, Press, UserRef
+from handlers.port import Button, ChatRef, Delivered, Incoming, MessageRef, OutImage, Press, UserRef
 from locales import Translator
 
 _FILE_FLAG = re.compile(r"(?:--|—|–)(image|img|mask|face)\s+(\"[^\"]+\"|'[^']+'|\S+)")
@@ -62,13 +63,24 @@ class ConsoleMessenger:
         return " ".join(labels)
 
     async def send_text(self, chat: ChatRef, text: str, *, reply_to: str | None = None,
-                        buttons: list[list[Button]] | None = None) -> MessageRef:
+                        buttons: list[list[Button]] | None = None, personal: bool = False) -> MessageRef:
         mid = str(next(self._ids))
         hint = self._remember_buttons(mid, buttons)
-        if self.interactive and hint and text.startswith(("⏳", "🎨")):
+        self._print(text + (f"\n  {hint}" if hint else ""))
+        return MessageRef(chat, mid)
+
+    async def edit_text(self, message: MessageRef, text: str, *, buttons: list[list[Button]] | None = None) -> None:
+        hint = self._remember_buttons(message.message_id, buttons)
+        self._print(text + (f"\n  {hint}" if hint else ""))
+
+    async def send_status(self, chat: ChatRef, text: str, *, reply_to: str | None = None,
+                          buttons: list[list[Button]] | None = None) -> MessageRef:
+        mid = str(next(self._ids))
+        self._remember_buttons(mid, buttons)
+        if self.interactive:
             self._print_live(mid, text)
         else:
-            self._print(text + (f"\n  {hint}" if hint and not text.startswith(("⏳", "🎨")) else ""))
+            self._print(text)
         return MessageRef(chat, mid)
 
     def _print_live(self, mid: str, text: str) -> None:
@@ -79,29 +91,35 @@ class ConsoleMessenger:
         self.out.flush()
         self._live_line = mid
 
-    async def edit_text(self, message: MessageRef, text: str, *, preview: bytes | None = None,
-                        buttons: list[list[Button]] | None = None) -> None:
-        self._remember_buttons(message.message_id, buttons)
-        if self.interactive:
-            self._print_live(message.message_id, text)
+    async def edit_status(self, status: MessageRef, text: str, *, preview: bytes | None = None,
+                          buttons: list[list[Button]] | None = None, final: bool = False) -> None:
+        self._remember_buttons(status.message_id, buttons)
+        if self.interactive and not final:
+            self._print_live(status.message_id, text)
         else:
             self._print(text)
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
                           buttons: list[list[Button]] | None = None, reply_to: str | None = None,
-                          as_files: bool = False) -> list[MessageRef]:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+                          as_files: bool = False, status: MessageRef | None = None) -> Delivered:
         mid = str(next(self._ids))
         lines = [caption]
-        for image in images:
-            path = self.output_dir / image.filename
-            path.write_bytes(image.png)
-            lines.append(f"  🖼  {path}")
+        paths = await asyncio.to_thread(self._save, images)  # disk writes off the event loop
+        lines.extend(f"  🖼  {path}" for path in paths)
         hint = self._remember_buttons(mid, buttons)
         if hint:
             lines.append(f"  {hint}")
         self._print("\n".join(lines))
-        return [MessageRef(chat, mid)]
+        return Delivered([MessageRef(chat, mid)])
+
+    def _save(self, images: list[OutImage]) -> list[Path]:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for image in images:
+            path = self.output_dir / image.filename
+            path.write_bytes(image.png)
+            paths.append(path)
+        return paths
 
     async def delete(self, message: MessageRef) -> None:
         if self._live_line == message.message_id:
@@ -145,16 +163,27 @@ def _read_files(text: str, t: Translator) -> tuple[str, dict[str, bytes]] | str:
 
 
 async def _lines(stream: TextIO) -> asyncio.Queue[str | None]:
-    """Read standard input on a thread so the event loop keeps running jobs meanwhile."""
+    """Read standard input on a thread so the event loop keeps running jobs meanwhile.
+
+    A daemon thread, not the loop's executor: a read blocked on the terminal must not keep
+    the process alive after /quit or Ctrl-C."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
-    def pump() -> None:
-        for line in stream:
-            loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\n"))
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+    def put(item: str | None) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: the console has ended
+            pass
 
-    loop.run_in_executor(None, pump)
+    def pump() -> None:
+        try:
+            for line in stream:
+                put(line.rstrip("\n"))
+        finally:
+            put(None)
+
+    threading.Thread(target=pump, name="console-stdin", daemon=True).start()
     return queue
 
 
@@ -178,7 +207,7 @@ async def run_console(runtime: Runtime, *, stdin: TextIO | None = None, stdout: 
         if not text or text.startswith("#"):
             continue
         if text in ("/quit", "/exit"):
-            break
+            return  # at once: running jobs stay recorded and resume at the next start
         pressed = messenger.buttons.get(text.lower())
         if pressed is not None:
             press = Press(chat=CONSOLE_CHAT, user=user, message_id=pressed[0], data=pressed[1],
@@ -199,4 +228,4 @@ async def run_console(runtime: Runtime, *, stdin: TextIO | None = None, stdout: 
         # Each line is handled in order (so scripts read predictably); a command only
         # enqueues, and generation goes on in the background while the next line is read.
         await runtime.app.handle_message(incoming, messenger)
-    await runtime.scheduler.wait_idle()
+    await runtime.wait_idle()

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     fallback_backends: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Credits charged per delivered image, per backend ("local:1,zhiqite:2").
     backend_costs: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    # Jobs a backend runs at once ("zhiqite:200,paint4:8"). The vendor documents give no
+    # limit; the defaults are each backend's own: async task APIs (zhiqite 50, jumdata 10)
+    # hold tasks cheaply, sync ones (paint4, aiimage 4) keep a connection open per picture,
+    # a self-hosted server (sdapi) and a GPU run one at a time.
+    backend_concurrency: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     default_model: str = "sd-turbo"
     # Extra models: a JSON file (see README) mapping names to a hub id or a local folder.
     models_file: Path | None = None
@@ -90,14 +95,14 @@ class Settings(BaseSettings):
     def _split_csv(cls, v: Any) -> Any:
         return _csv(v)
 
-    @field_validator("backend_costs", mode="before")
+    @field_validator("backend_costs", "backend_concurrency", mode="before")
     @classmethod
     def _parse_costs(cls, v: Any) -> Any:
         if isinstance(v, str):
             out: dict[str, int] = {}
             for item in _csv(v):
-                name, _, cost = item.partition(":")
-                out[name.strip()] = int(cost)
+                name, _, number = item.partition(":")
+                out[name.strip()] = int(number)
             return out
         return v
 

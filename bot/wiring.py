@@ -1,24 +1,38 @@
-"""Builds the process from settings: storage, media, backends, scheduler, runner, app, web.
+"""Builds the process from settings: storage, media, backends, scheduler, runner, outbox, app, web.
 
 Nothing here decides product behaviour; it only connects the parts in the one direction
-the README draws (adapter -> handlers -> storage -> scheduler -> backend -> handlers).
+the README draws (adapter -> handlers -> storage -> scheduler -> backend -> outbox -> adapter).
+Every resource is entered into one ``AsyncExitStack`` as it is made, so a failure while
+building the third still closes the first two, and ``Runtime.stop`` closes everything in
+reverse order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
+from bot.outbound import OutboundLimiter
 from bot.settings import Settings
 from engine.backend import Backend
 from engine.scheduler import Scheduler
-from handlers.app import App, AppConfig
+from handlers.app import App
+from handlers.context import AppConfig, Services
+from handlers.outbox import Outbox
 from handlers.runner import JobRunner
+from handlers.status import StatusBoard
 from storage.media import MediaStore
 from storage.store import Storage
 
 log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """The settings cannot make a working bot; the message says what to fix."""
 
 
 def local_engine_available() -> bool:
@@ -65,14 +79,24 @@ def _paths(models: Any) -> list[Any]:
 
 
 def build_vendor_backends(settings: Settings, media: MediaStore, hub: Any) -> dict[str, Backend]:
-    out: dict[str, Backend] = {}
     try:
         from engine.vendors import registry as vendor_registry
     except ImportError:
-        return out
-    for name, backend in vendor_registry.configured(settings, media=media, hub=hub).items():
-        out[name] = backend
-    return out
+        return {}
+    return dict(vendor_registry.configured(settings, media=media, hub=hub))
+
+
+def lanes_of(backends: dict[str, Backend], settings: Settings) -> tuple[dict[str, int], dict[str, str]]:
+    """Scheduler lanes (name -> slots) and each backend's lane. Backends on one device share
+    its lane; a vendor's slots come from IMAGEBOT_BACKEND_CONCURRENCY or the backend's default."""
+    lanes: dict[str, int] = {}
+    routes: dict[str, str] = {}
+    for name, backend in backends.items():
+        lane = getattr(backend, "lane", name)
+        slots = settings.backend_concurrency.get(name) or getattr(backend, "concurrency", 1)
+        routes[name] = lane
+        lanes[lane] = max(lanes.get(lane, 0), max(1, slots))
+    return lanes, routes
 
 
 @dataclass
@@ -83,10 +107,15 @@ class Runtime:
     backends: dict[str, Backend]
     scheduler: Scheduler
     runner: JobRunner
+    outbox: Outbox
+    statuses: StatusBoard
+    outbound: OutboundLimiter
     app: App
     web: Any = None
     hub: Any = None
+    stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _started: bool = False
+    _web_started: bool = False
 
     async def start(self, *, web: bool | None = None) -> None:
         """Start the queue, resume unfinished jobs, and the web server when it is needed.
@@ -94,37 +123,70 @@ class Runtime:
         Idempotent: with several platforms in one process each runner may call it; the
         first call does the work (after every messenger was attached).
         """
+        want_web = web if web is not None else bool(self.settings.public_base_url)
+        if want_web and self.web is not None and not self._web_started:
+            self._web_started = True
+            await self.web.start()
+            self.stack.push_async_callback(self._stop_web)
         if self._started:
-            if web and self.web is not None:
-                await self.web.start()
             return
         self._started = True
         await self.scheduler.start()
+        self.stack.push_async_callback(self.scheduler.stop)
         recovered = await self.runner.recover()
         if recovered:
             log.info("resumed %d unfinished job(s) from the last run", recovered)
-        want_web = web if web is not None else bool(self.settings.public_base_url)
-        if want_web and self.web is not None:
-            await self.web.start()
+
+    async def _stop_web(self) -> None:
+        try:
+            await self.web.stop()
+        except Exception:
+            log.debug("web server stop failed", exc_info=True)
+
+    async def wait_idle(self) -> None:
+        """Until nothing is queued, running or waiting for delivery."""
+        while True:
+            await self.scheduler.wait_idle()
+            await self.outbox.wait_idle()
+            await asyncio.sleep(0)
+            if self.scheduler.idle and self.outbox.pending == 0:
+                return
 
     async def stop(self) -> None:
-        await self.scheduler.stop()
-        if self.web is not None:
-            try:
-                await self.web.stop()
-            except Exception:
-                log.debug("web server stop failed", exc_info=True)
-        for backend in self.backends.values():
-            try:
-                await backend.close()
-            except Exception:
-                log.debug("backend close failed", exc_info=True)
-        await self.storage.close()
+        await self.stack.aclose()
+
+
+async def _close_backend(backend: Backend) -> None:
+    try:
+        await backend.close()
+    except Exception:
+        log.debug("backend close failed", exc_info=True)
 
 
 async def build_runtime(settings: Settings, *, backends: dict[str, Backend] | None = None) -> Runtime:
+    """Build every part; on any failure everything built so far is closed again."""
+    stack = contextlib.AsyncExitStack()
+    try:
+        return await _build(settings, stack, backends)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+
+@contextlib.asynccontextmanager
+async def running_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = await build_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def _build(settings: Settings, stack: contextlib.AsyncExitStack, backends: dict[str, Backend] | None) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    storage = await Storage.open(settings.db_path, daily_free=settings.daily_free_images)
+    # This process serves the data folder: a second bot on it is refused (DataFolderBusy).
+    storage = await Storage.open(settings.db_path, daily_free=settings.daily_free_images, owner=True)
+    stack.push_async_callback(storage.close)
     media = MediaStore(
         settings.media_dir,
         public_base_url=settings.public_base_url,
@@ -140,34 +202,44 @@ async def build_runtime(settings: Settings, *, backends: dict[str, Backend] | No
     except ImportError:
         pass
     if backends is None:
-        backends = build_backends(settings, media, hub)
+        try:
+            backends = build_backends(settings, media, hub)
+        except (ValueError, OSError) as e:  # a bad models file, a malformed vendor setting...
+            raise ConfigurationError(str(e)) from e
+        for backend in backends.values():
+            stack.push_async_callback(_close_backend, backend)
     try:
         from bot.web import WebServer
 
         web = WebServer(host=settings.web_host, port=settings.web_port, media=media, hub=hub)
     except ImportError:
         pass
-    runner = JobRunner(storage=storage, media=media, backends=backends, messengers={},
-                       fallbacks=settings.fallback_backends, job_timeout_s=settings.job_timeout_s)
-    scheduler = Scheduler(
-        runner.execute,
-        lanes={name: getattr(b, "concurrency", 1) for name, b in backends.items()},
-        max_total=settings.max_queued_total,
-        on_queue_moved=runner.queue_moved,
-    )
+    outbound = OutboundLimiter()
+    stack.push_async_callback(outbound.close)
+    statuses = StatusBoard(storage, messengers={})
+    outbox = Outbox(storage=storage, media=media, statuses=statuses)
+    stack.push_async_callback(outbox.close)
+    runner = JobRunner(storage=storage, media=media, backends=backends, statuses=statuses, outbox=outbox,
+                       fallbacks=settings.fallback_backends, cost_of=settings.cost_of,
+                       job_timeout_s=settings.job_timeout_s)
+    lanes, routes = lanes_of(backends, settings)
+    scheduler = Scheduler(runner.execute, lanes=lanes, routes=routes, max_total=settings.max_queued_total,
+                          on_queue_moved=runner.queue_moved)
     runner.scheduler = scheduler
     default_backend = settings.default_backend if settings.default_backend in backends else next(
         (b for b in backends if b != "tools"), settings.default_backend)
-    app = App(
-        storage=storage, media=media, scheduler=scheduler, runner=runner, backends=backends,
-        config=AppConfig(
-            default_backend=default_backend,
-            default_model=settings.default_model,
-            default_language=settings.default_language,
-            max_queued_per_user=settings.max_queued_per_user,
-            cost_of=settings.cost_of,
-            is_admin=settings.is_admin,
-        ),
+    default_models = {name: str(getattr(b, "default_model", "") or "") for name, b in backends.items()}
+    config = AppConfig(
+        default_backend=default_backend,
+        default_model=settings.default_model,
+        default_language=settings.default_language,
+        max_queued_per_user=settings.max_queued_per_user,
+        cost_of=settings.cost_of,
+        is_admin=settings.is_admin,
+        default_models={k: v for k, v in default_models.items() if v},
     )
+    services = Services(storage=storage, media=media, scheduler=scheduler, runner=runner, statuses=statuses,
+                        backends=backends, config=config)
     return Runtime(settings=settings, storage=storage, media=media, backends=backends, scheduler=scheduler,
-                   runner=runner, app=app, web=web, hub=hub)
+                   runner=runner, outbox=outbox, statuses=statuses, outbound=outbound, app=App(services),
+                   web=web, hub=hub, stack=stack)
