@@ -79,10 +79,16 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-try:  # only needed if the client asks for zstd-stream (discord.py does when it can decompress it)
+# zstd-stream is only needed when discord.py asks for it, which it does when it can decompress it
+# (with the zstandard package, or Python 3.14's compression.zstd); the same modules serve here.
+try:
     import zstandard  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the environment
     zstandard = None
+try:
+    from compression import zstd as stdlib_zstd  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python < 3.14
+    stdlib_zstd = None
 
 API_VERSION = 10
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -439,12 +445,15 @@ class _Connection:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent_times: list[float] = field(default_factory=list)
     closed_by_fake: bool = False
+    close_code: int | None = None  # the code the fake closed with, else the client's
 
     def __post_init__(self) -> None:
         if self.compress == "zlib-stream":
             self._zlib = zlib.compressobj()
         elif self.compress == "zstd-stream" and zstandard is not None:
             self._zstd = zstandard.ZstdCompressor().compressobj()
+        elif self.compress == "zstd-stream" and stdlib_zstd is not None:
+            self._zstd = stdlib_zstd.ZstdCompressor()
 
     @property
     def open(self) -> bool:
@@ -453,7 +462,7 @@ class _Connection:
     async def close(self, code: int, reason: bytes = b"") -> None:
         """A close the fake starts. (aiohttp then reports the client's reply, often 1000, as
         ``close_code``, which must not read as the client ending its session.)"""
-        self.closed_by_fake = True
+        self.closed_by_fake, self.close_code = True, code
         await self.ws.close(code=code, message=reason)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -464,8 +473,13 @@ class _Connection:
                 # which ends it in 00 00 ff ff (discord.py waits for that suffix).
                 await self.ws.send_bytes(self._zlib.compress(data) + self._zlib.flush(zlib.Z_SYNC_FLUSH))
             elif self._zstd is not None:
-                flush_block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
-                await self.ws.send_bytes(self._zstd.compress(data) + self._zstd.flush(flush_block))
+                # One zstd stream per connection, each frame flushed to a block boundary, so the
+                # client's streaming decompressor gets exactly one gateway message per frame.
+                if zstandard is not None:
+                    out = self._zstd.compress(data) + self._zstd.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+                else:
+                    out = self._zstd.compress(data, mode=stdlib_zstd.ZstdCompressor.FLUSH_BLOCK)
+                await self.ws.send_bytes(out)
             else:
                 await self.ws.send_str(data.decode())
 
@@ -644,7 +658,7 @@ class FakeDiscord:
         self.resumes = 0
         self.heartbeats = 0
         self.presences: list[dict[str, Any]] = []
-        self.close_codes: list[int | None] = []  # how each gateway connection ended
+        self.close_codes: list[int | None] = []  # how each finished gateway connection ended (None: TCP cut)
         self.downloads = 0
         self.internal_errors: list[str] = []  # bugs in the fake itself; a test can assert there are none
 
@@ -902,9 +916,10 @@ class FakeDiscord:
             data["guild_id"] = cmd["guild_id"]
         return await self._interact(IX_COMMAND, user, channel, data, target=message, locale=locale)
 
-    async def press(self, user: FakeUser, message: FakeMessage, custom_id: str,
-                    *, locale: str | None = None) -> FakeInteraction:
-        """A user presses the button with ``custom_id`` on ``message`` (it must be there and enabled)."""
+    async def press(self, user: FakeUser, message: FakeMessage, custom_id: str, *, values: list[str] | None = None,
+                    locale: str | None = None) -> FakeInteraction:
+        """A user presses the button with ``custom_id`` on ``message`` (it must be there and enabled),
+        or picks ``values`` in the select menu with that custom_id."""
         if message.deleted:
             raise ValueError("that message is deleted")
         if message.visible_to is not None and message.visible_to != user.id:
@@ -916,7 +931,7 @@ class FakeDiscord:
             raise ValueError(f"button {custom_id!r} is disabled")
         data = {"custom_id": custom_id, "component_type": button["type"], "id": button.get("id")}
         if button["type"] in (3, 5, 6, 7, 8):  # select menus send the picked values
-            data["values"] = []
+            data["values"] = list(values or [])
         return await self._interact(IX_COMPONENT, user, self.channels[message.channel_id], data, message=message,
                                     locale=locale)
 
@@ -1180,7 +1195,7 @@ class FakeDiscord:
             "id": str(ix.id), "application_id": str(self.app_id), "type": type_, "data": data, "token": ix.token,
             "version": 1, "channel_id": str(channel.id), "channel": channel.payload(),
             "locale": locale or user.locale, "app_permissions": str(self.permissions_in(channel, self.bot)),
-            "entitlements": [], "entitlement_sku_ids": [],
+            "entitlements": [],
             "attachment_size_limit": guild.filesize_limit if guild else DEFAULT_FILESIZE_LIMIT,
             # A guild-installed app: the owner is the guild, or "0" in the bot's DMs.
             "authorizing_integration_owners": {"0": str(guild.id) if guild else "0"},
@@ -1269,8 +1284,8 @@ class FakeDiscord:
             if query.get("v") != str(API_VERSION) or query.get("encoding", "json") != "json":
                 await conn.close(4012 if query.get("v") != str(API_VERSION) else 4002, b"Invalid API version")
                 return ws
-            if conn.compress == "zstd-stream" and zstandard is None:
-                raise RuntimeError("the client asked for zstd-stream but the fake has no zstandard module")
+            if conn.compress == "zstd-stream" and zstandard is None and stdlib_zstd is None:
+                raise RuntimeError("the client asked for zstd-stream but the fake has no zstd module")
             await conn.send({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms,
                                              "_trace": ["[\"fake-gateway\"]"]}})
             async for msg in ws:
@@ -1295,7 +1310,9 @@ class FakeDiscord:
         except ConnectionError:
             pass  # the socket went away while we answered (a drop, or the client closing)
         finally:
-            self.close_codes.append(ws.close_code)
+            if not conn.closed_by_fake:
+                conn.close_code = ws.close_code
+            self.close_codes.append(conn.close_code)
             session = conn.session
             if session is not None and session.conn is conn:
                 session.conn = None
@@ -1455,12 +1472,15 @@ class FakeDiscord:
         }
         if message.interaction_id is not None:
             ix = self.interactions[message.interaction_id]
-            out.update(webhook_id=str(self.app_id), application_id=str(self.app_id), interaction_metadata={
-                "id": str(ix.id), "type": ix.type, "user": ix.user.payload(),
-                "authorizing_integration_owners": ix.payload["authorizing_integration_owners"]})
-            if ix.type == IX_COMMAND:
-                out["interaction_metadata"]["name"] = ix.data.get("name")
-                out["interaction_metadata"]["command_type"] = ix.data.get("type")
+            meta: dict[str, Any] = {"id": str(ix.id), "type": ix.type, "user": ix.user.payload(),
+                                    "authorizing_integration_owners": ix.payload["authorizing_integration_owners"]}
+            if ix.target is not None:
+                meta["target_message_id"] = str(ix.target.id)
+            if ix.message is not None:
+                meta["interacted_message_id"] = str(ix.message.id)
+            if message in ix.followups and ix.original is not None and ix.original is not ix.message:
+                meta["original_response_message_id"] = str(ix.original.id)
+            out.update(webhook_id=str(self.app_id), application_id=str(self.app_id), interaction_metadata=meta)
         if message.reply_to is not None:
             ref = self.messages.get(message.reply_to)
             out["message_reference"] = {"type": 0, "message_id": str(message.reply_to),
@@ -1985,7 +2005,9 @@ class FakeDiscord:
         return out
 
     async def _edit(self, message: FakeMessage, call: _Call, body: dict[str, Any] | None = None, *,
-                    counts: bool = True) -> None:
+                    fills_placeholder: bool = False) -> None:
+        """PATCH semantics: fields present replace, absent ones stay. ``fills_placeholder``: this
+        turns a deferred "thinking" message into the answer, which users do not see as an edit."""
         body = call.payload if body is None else body
         channel = self.channels[message.channel_id]
         self._validate_body(body, call.files, channel)
@@ -2000,7 +2022,9 @@ class FakeDiscord:
             message.flags = (message.flags & ~4) | (int(body["flags"]) & 4)
         if "attachments" in body or call.files:
             message.attachments = self._attachments_from(channel, body, call.files, keep=message.attachments)
-        if counts:
+        if fills_placeholder:
+            message.flags &= ~MSG_FLAG_LOADING
+        else:
             message.edits += 1
             message.edited_ms = time.time() * 1000
         await self._dispatch_message("MESSAGE_UPDATE", message)
@@ -2091,8 +2115,7 @@ class FakeDiscord:
             # defer's ephemerality whatever flags the follow-up asks for.
             body = {k: v for k, v in call.payload.items() if k != "flags"}
             self._check_not_empty(body, call.files)
-            original.flags &= ~MSG_FLAG_LOADING
-            await self._edit(original, call, body, counts=False)
+            await self._edit(original, call, body, fills_placeholder=True)
             return _json(self._message_payload(original))
         type_ = original.type if original is not None and original is not ix.message else 0
         message = self._new_message(ix.channel, call, type_=type_, interaction=ix)
@@ -2123,9 +2146,7 @@ class FakeDiscord:
     async def _r_edit_original(self, call: _Call) -> web.Response:
         ix = self._interaction_for(call)
         message = self._webhook_message(call, ix)
-        was_loading = message.loading
-        message.flags &= ~MSG_FLAG_LOADING
-        await self._edit(message, call, counts=not was_loading)  # filling the placeholder is no edit
+        await self._edit(message, call, fills_placeholder=message.loading)
         return _json(self._message_payload(message))
 
     async def _r_delete_original(self, call: _Call) -> web.Response:
