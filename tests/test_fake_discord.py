@@ -19,7 +19,7 @@ import pytest
 from discord import app_commands
 from PIL import Image
 
-from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, point_discord_py_at
+from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, Perm, point_discord_py_at
 
 MODELS = ["sdxl", "sd15", "flux"]
 
@@ -49,12 +49,22 @@ class Upscale(discord.ui.DynamicItem[discord.ui.Button], template=r"upscale:(?P<
         await interaction.response.edit_message(content=f"upscaling job {self.job}")
 
 
+class Feedback(discord.ui.Modal, title="Feedback"):
+    text: discord.ui.TextInput[Feedback] = discord.ui.TextInput(label="What went wrong?", custom_id="feedback-text")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        assert isinstance(interaction.client, Probe)
+        interaction.client.seen["feedback"] = self.text.value
+        await interaction.response.send_message("thanks", ephemeral=True)
+
+
 class Probe(discord.Client):
     """A plain discord.py bot with one of each kind of application command."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, message_content: bool = True, members: bool = False) -> None:
         intents = discord.Intents.default()
-        intents.message_content = True
+        intents.message_content = message_content
+        intents.members = members
         # guild_ready_timeout: discord.py waits that long after the last GUILD_CREATE before on_ready.
         super().__init__(intents=intents, guild_ready_timeout=0.05)
         self.tree = app_commands.CommandTree(self)
@@ -79,10 +89,11 @@ class Probe(discord.Client):
                                      app_commands.Choice(name="Anime", value="anime")])
         async def imagine(interaction: discord.Interaction, prompt: str, style: app_commands.Choice[str],
                           n: app_commands.Range[int, 1, 4] = 1, image: discord.Attachment | None = None,
-                          model: str | None = None) -> None:
+                          model: str | None = None, guidance: app_commands.Range[float, 0.0, 20.0] = 7.0) -> None:
             await interaction.response.defer(thinking=True)
             data = await image.read() if image is not None else png("blue")
             self.seen["imagine"] = {"prompt": prompt, "style": style.value, "n": n, "model": model, "image": data,
+                                    "guidance": guidance,
                                     "user": interaction.user.id, "guild": interaction.guild_id,
                                     "member": isinstance(interaction.user, discord.Member)}
             await interaction.followup.send(f"{n} x {prompt} ({style.value})")
@@ -100,6 +111,7 @@ class Probe(discord.Client):
             data = await message.attachments[0].read() if message.attachments else b""
             self.seen["menu"] = (message.id, data)
             await interaction.response.send_message(f"upscaling {message.id}", ephemeral=True)
+            await message.reply("upscaled", mention_author=False)
 
         @tree.command(description="Answers only when the test opens the gate")
         async def slow(interaction: discord.Interaction) -> None:
@@ -153,6 +165,30 @@ class Probe(discord.Client):
         @app_commands.guild_only()
         async def settings(interaction: discord.Interaction) -> None:
             await interaction.response.send_message(f"admin={interaction.permissions.manage_guild}", ephemeral=True)
+
+        @tree.command(description="Edits and deletes its own messages")
+        async def edit(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("draft", file=discord.File(io.BytesIO(png("red")), "a.png"))
+            original = await interaction.original_response()
+            original = await original.edit(content="no picture", attachments=[])
+            await original.edit(attachments=[discord.File(io.BytesIO(png("blue")), "b.png")])
+            note = await interaction.followup.send("note", wait=True)
+            await note.edit(content="note, edited")
+            gone = await interaction.followup.send("gone", wait=True)
+            await gone.delete()
+            self.seen["edit"] = True
+
+        @tree.command(description="Asks for feedback")
+        async def feedback(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(Feedback())
+
+        queue = app_commands.Group(name="queue", description="The job queue")
+
+        @queue.command(description="Empty the queue")
+        async def clear(interaction: discord.Interaction, everything: bool = False) -> None:
+            await interaction.response.send_message(f"cleared (everything={everything})")
+
+        tree.add_command(queue)
 
         @tree.command(description="Pong")
         async def ping(interaction: discord.Interaction) -> None:
@@ -220,14 +256,16 @@ async def test_login_connect_and_sync_as_discord_py_does(fake: FakeDiscord, worl
     assert [r.route for r in fake.requests] == ["get_me", "get_application", "sync_global_commands"]
     conn = fake.connections[0]
     assert conn.path == "/gateway"
-    assert conn.query == {"v": "10", "encoding": "json", "compress": "zlib-stream"}
+    # zlib-stream here; zstd-stream where discord.py can import a zstd decompressor (the fake serves both).
+    expected = discord.utils._ActiveDecompressionContext.COMPRESSION_TYPE
+    assert conn.query == {"v": "10", "encoding": "json", "compress": expected}
     assert fake.identifies[0]["intents"] == client.intents.value
     assert client.user is not None and client.user.id == fake.bot.id and client.application_id == fake.app_id
     guild = client.get_guild(world.guild.id)
     assert guild is not None and guild.name == "Art club" and guild.filesize_limit == world.guild.filesize_limit
     assert guild.get_channel(world.channel.id) is not None and guild.get_thread(world.thread.id) is not None
     assert {c["name"] for c in fake.registered()} == {"imagine", "Upscale", "slow", "twice", "later", "spam",
-                                                      "upload", "settings", "ping"}
+                                                      "upload", "settings", "edit", "feedback", "queue", "ping"}
     created = fake.commands_created
     ids = {c["name"]: c["id"] for c in fake.registered()}
     await stop(client, task)
@@ -235,10 +273,59 @@ async def test_login_connect_and_sync_as_discord_py_does(fake: FakeDiscord, worl
     # A restart syncs the same definitions: Discord creates nothing and keeps the ids.
     client, task = await start(fake)
     assert fake.count("sync_global_commands") == 2
-    assert fake.commands_created == created == 9
+    assert fake.commands_created == created == 12
     assert {c["name"]: c["id"] for c in fake.registered()} == ids
     assert len(fake.identifies) == 2 and fake.resumes == 0
     await stop(client, task)
+
+
+async def test_guild_commands_take_precedence(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    guild = discord.Object(world.guild.id)
+    probe.tree.copy_global_to(guild=guild)
+    await probe.tree.sync(guild=guild)
+    assert [c.name for c in await probe.tree.fetch_commands(guild=guild)] == [c["name"] for c in
+                                                                               fake.registered(world.guild)]
+    ix = await fake.slash(world.bob, world.channel, "ping")
+    await ix.wait_acked()
+    assert ix.data["guild_id"] == str(world.guild.id)
+    assert ix.data["id"] != next(c["id"] for c in fake.registered() if c["name"] == "ping")
+
+
+async def test_the_plain_channel_api(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    channel = await probe.fetch_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    async with channel.typing():
+        sent = await channel.send("hello", embed=discord.Embed(title="Fox", description="a fox"))
+    fetched = await channel.fetch_message(sent.id)
+    assert fetched.content == "hello" and fetched.embeds[0].title == "Fox"
+    await fetched.edit(content="hello again", embed=None)
+    assert [m.content async for m in channel.history(limit=5)] == ["hello again"]
+    shown = fake.messages_in(world.channel)[-1]
+    assert shown.content == "hello again" and shown.embeds == [] and shown.edits == 1
+    await fetched.delete()
+    assert fake.messages_in(world.channel) == [] and fake.count("typing") == 1
+
+    user = await probe.fetch_user(world.bob.id)
+    dm = await user.create_dm()
+    await dm.send("psst")
+    assert [m.content for m in fake.messages_in(fake.dm_channel(world.bob))] == ["psst"]
+    with pytest.raises(discord.NotFound) as missing:
+        await channel.fetch_message(1)
+    assert missing.value.code == 10008
+    with pytest.raises(discord.HTTPException) as empty:
+        await channel.send("")
+    assert empty.value.code == 50006
+
+
+async def test_missing_permissions_are_403(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    fake.set_overwrite(world.channel, fake.bot, deny=Perm.ATTACH_FILES)
+    ix = await fake.slash(world.bob, world.channel, "upload", {"size": 10})
+    await fake.wait_until(lambda: len(ix.messages) == 1 and not ix.messages[0].loading)
+    error = probe.errors["upload"]
+    assert isinstance(error, discord.Forbidden) and error.code == 50013
+    channel = probe.get_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    assert not channel.permissions_for(channel.guild.me).attach_files  # discord.py sees the same overwrite
 
 
 # --- interactions -------------------------------------------------------------------------------
@@ -247,13 +334,16 @@ async def test_login_connect_and_sync_as_discord_py_does(fake: FakeDiscord, worl
 async def test_slash_defer_followup_file_and_a_persistent_button(fake: FakeDiscord, world: World,
                                                                  probe: Probe) -> None:
     picture = png("green")
-    ix = await fake.slash(world.alice, world.channel, "imagine", {"prompt": "a fox", "n": 2, "style": "anime"},
-                          attachments={"image": picture})
+    ix = await fake.slash(world.alice, world.channel, "imagine",
+                          {"prompt": "a fox", "n": 2, "style": "anime", "guidance": 4.5}, attachments={"image": picture})
     await fake.wait_until(lambda: any(m.attachments for m in fake.messages_in(world.channel)))
 
     assert ix.delivered and ix.response_type == 5 and not ix.ephemeral
     assert probe.seen["imagine"] == {"prompt": "a fox", "style": "anime", "n": 2, "model": None, "image": picture,
-                                     "user": world.alice.id, "guild": world.guild.id, "member": True}
+                                     "guidance": 4.5, "user": world.alice.id, "guild": world.guild.id,
+                                     "member": True}
+    resolved = next(iter(ix.data["resolved"]["attachments"].values()))
+    assert (resolved["width"], resolved["height"], resolved["content_type"]) == (8, 6, "image/png")
     # The first follow-up after the defer fills in the "thinking" message.
     assert ix.original is not None and not ix.original.loading and ix.original.content == "2 x a fox (anime)"
     assert ix.followups == [] and ix.original.edits == 0
@@ -297,8 +387,40 @@ async def test_user_message_and_a_context_menu_on_it(fake: FakeDiscord, world: W
 
     ix = await fake.context_menu(world.bob, message, "Upscale")
     await ix.wait_acked()
-    assert probe.seen["menu"] == (message.id, picture)
     assert ix.ephemeral and ix.original is not None and ix.original.content == f"upscaling {message.id}"
+    await fake.wait_until(lambda: fake.messages_in(world.channel)[-1].content == "upscaled")
+    assert probe.seen["menu"] == (message.id, picture)
+    reply = fake.messages_in(world.channel)[-1]
+    assert reply.reply_to == message.id and reply.type == 19 and not reply.ephemeral
+
+
+async def test_edits_keep_or_replace_attachments_as_listed(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    ix = await fake.slash(world.bob, world.channel, "edit")
+    await fake.wait_until(lambda: "edit" in probe.seen)
+    original, note, gone = ix.messages
+    assert original.content == "no picture" and original.files == [png("blue")] and original.edits == 2
+    assert original.attachments[0].filename == "b.png"
+    assert note.content == "note, edited" and note.edits == 1 and gone.deleted
+    assert [m.content for m in fake.messages_in(world.channel)] == ["no picture", "note, edited"]
+    assert fake.count("get_original") == 1 and fake.count("delete_followup") == 1
+
+
+async def test_a_modal_and_its_submission(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    ix = await fake.slash(world.bob, world.channel, "feedback")
+    await ix.wait_acked()
+    assert ix.response_type == 9 and ix.modal is not None and ix.modal["title"] == "Feedback"
+    submitted = await fake.submit_modal(world.bob, ix, {"feedback-text": "too blurry"})
+    await submitted.wait_acked()
+    assert probe.seen["feedback"] == "too blurry" and submitted.original is not None
+    assert submitted.original.content == "thanks"
+
+
+async def test_subcommands(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    ix = await fake.slash(world.alice, world.channel, "queue clear", {"everything": True})
+    await ix.wait_acked()
+    assert ix.data["options"] == [{"type": 1, "name": "clear", "options": [
+        {"type": 5, "name": "everything", "value": True}]}]
+    assert ix.original is not None and ix.original.content == "cleared (everything=True)"
 
 
 async def test_autocomplete_answer_is_recorded(fake: FakeDiscord, world: World, probe: Probe) -> None:
@@ -399,6 +521,105 @@ async def test_an_upload_over_the_guild_limit_is_413(fake: FakeDiscord, world: W
 
 
 # --- the gateway --------------------------------------------------------------------------------
+
+
+async def test_without_message_content_intent_guild_messages_arrive_blank(fake: FakeDiscord, world: World) -> None:
+    client = Probe(message_content=False)
+    await client.login(fake.token)
+    task = asyncio.create_task(client.connect())
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 5)
+        await fake.post(world.alice, world.channel, "secret", attachments=[png()])
+        await fake.post(world.alice, world.channel, f"<@{fake.bot.id}> hello")
+        await fake.post(world.alice, fake.dm_channel(world.alice), "in a DM")
+        await fake.wait_until(lambda: len(client.received) == 3)
+        assert [(m.content, len(m.attachments)) for m in client.received] == [
+            ("", 0), (f"<@{fake.bot.id}> hello", 0), ("in a DM", 0)]
+    finally:
+        await client.close()
+        await task
+
+
+async def test_privileged_intents_not_enabled_close_with_4014() -> None:
+    fake = await FakeDiscord(privileged_intents=()).start()
+    undo = point_discord_py_at(fake)
+    try:
+        client = Probe(message_content=True)
+        await client.login(fake.token)
+        with pytest.raises(discord.PrivilegedIntentsRequired):
+            await asyncio.wait_for(client.connect(), 5)
+        await fake.wait_until(lambda: fake.close_codes == [4014])
+    finally:
+        undo()
+        await fake.close()
+
+
+async def test_members_intent_gets_every_member_and_member_queries(fake: FakeDiscord, world: World) -> None:
+    client = Probe(members=True)
+    await client.login(fake.token)
+    task = asyncio.create_task(client.connect())
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 5)
+        guild = client.get_guild(world.guild.id)
+        assert guild is not None and guild.chunked
+        assert {m.name for m in guild.members} == {"imagebot", "art-club-owner", "alice", "bob"}
+        found = await guild.query_members("ali")  # op 8 REQUEST_GUILD_MEMBERS -> GUILD_MEMBERS_CHUNK
+        assert [m.id for m in found] == [world.alice.id]
+        alice = guild.get_member(world.alice.id)
+        assert alice is not None and alice.guild_permissions.manage_guild
+        assert not guild.get_member(world.bob.id).guild_permissions.manage_guild  # type: ignore[union-attr]
+    finally:
+        await client.close()
+        await task
+
+
+async def test_an_auto_sharded_client_asks_for_the_gateway(fake: FakeDiscord, world: World) -> None:
+    client = discord.AutoShardedClient(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    await client.login(fake.token)
+    task = asyncio.create_task(client.connect())
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 5)
+        assert fake.count("get_gateway_bot") == 1 and fake.identifies[0]["shard"] == [0, 1]
+        assert client.get_guild(world.guild.id) is not None
+    finally:
+        await client.close()
+        await task
+
+
+async def test_a_guild_joined_while_connected_arrives(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    joined = fake.add_guild("Second server")
+    await fake.wait_until(lambda: probe.get_guild(joined.id) is not None)
+    thread = fake.add_thread(next(iter(joined.channels.values())), "late thread")
+    await fake.wait_until(lambda: probe.get_guild(joined.id).get_thread(thread.id) is not None)  # type: ignore[union-attr]
+
+
+async def test_an_invalid_session_makes_discord_py_identify_again(fake: FakeDiscord, world: World) -> None:
+    class Impatient(Probe):
+        async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+            pass  # the default sleeps 5 s before every IDENTIFY but the first
+
+    client = Impatient()
+    await client.login(fake.token)
+    task = asyncio.create_task(client.connect())
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 5)
+        await fake.invalidate_session(resumable=False)
+        await fake.wait_until(lambda: len(fake.identifies) == 2)
+        await fake.wait_for_client()  # READY and GUILD_CREATE of the new session are out
+        ix = await fake.slash(world.bob, world.channel, "ping")
+        await ix.wait_acked()
+        assert fake.resumes == 0
+    finally:
+        await client.close()
+        await task
+
+
+async def test_reconnect_request_is_resumed(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    await fake.request_reconnect()  # op 7
+    await fake.wait_until(lambda: fake.resumes == 1)
+    ix = await fake.slash(world.bob, world.channel, "ping")
+    await ix.wait_acked()
+    assert len(fake.identifies) == 1
 
 
 @pytest.mark.parametrize("code", [4000, None], ids=["close-4000", "tcp-cut"])
