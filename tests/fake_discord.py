@@ -50,6 +50,18 @@ JSON bodies are sent as ``Content-Type: application/json`` exactly: discord.py's
 ``json_or_text`` compares that header for equality and would read aiohttp's default
 ``application/json; charset=utf-8`` as plain text.
 
+discord.py behaviour worth knowing (2.7)
+----------------------------------------
+* Startup: ``GET /users/@me`` (401 -> ``LoginFailure``), ``GET /oauth2/applications/@me``,
+  then ``setup_hook`` (where ``tree.sync()`` usually runs), then the gateway.
+* ``on_ready`` fires ``guild_ready_timeout`` (default 2 s) after the *last* GUILD_CREATE;
+  tests pass ``guild_ready_timeout=0.05`` to the client.
+* Every IDENTIFY but the first sleeps 5 s in ``before_identify_hook``; RESUME does not.
+* A request is tried at most 5 times: a storm of 5 or more 429s fails the call with
+  ``HTTPException(429)``; 500/502/504 are retried after 1, 3, 5... seconds.
+* ``InteractionResponse`` refuses a second response itself (``InteractionResponded``)
+  before Discord could answer 40060; the 3 s and 15 min limits are not checked client-side.
+
 Time: rate limits run on the real clock (discord.py sleeps real seconds); the 3 s
 acknowledgement deadline and the 15 min token lifetime run on the fake's clock, which
 ``advance(seconds)`` moves forward. Snowflakes carry real timestamps, so discord.py's own
@@ -1726,7 +1738,8 @@ class FakeDiscord:
 
     def _bulk_overwrite(self, scope: int | None, definitions: Any) -> list[dict[str, Any]]:
         """PUT .../commands replaces the whole set. Commands whose (name, type) already existed keep
-        their id and cost nothing; new ones count against the daily create budget (200)."""
+        their id and cost nothing; new ones count against the daily create budget (Discord's is
+        200 a day per scope; here one budget covers all scopes)."""
         if not isinstance(definitions, list):
             raise _form_error("_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
         old = self.commands.get(scope, {})
