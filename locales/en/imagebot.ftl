@@ -121,6 +121,7 @@ error-flag-missing-value = { $flag } needs a value.
 error-unknown-flags = Unknown flag(s): { $flags }. Known flags: { $known }.
 error-flag-console-only = { $flag } works only in the console. Attach the picture instead.
 error-aspect-too-extreme = The aspect { $value } is too extreme (at most 4:1).
+note-size-rounded = Sizes must be multiples of 8: { $asked } became { $used }.
 
 error-too-long = { $field } is too long ({ $value }); the limit is { $limit }.
 error-too-short = { $field } is too short.

@@ -121,6 +121,7 @@ error-flag-missing-value = { $flag } 需要一个值。
 error-unknown-flags = 未知参数：{ $flags }。可用参数：{ $known }。
 error-flag-console-only = { $flag } 只能在控制台使用，请直接附上图片。
 error-aspect-too-extreme = 宽高比 { $value } 太极端了（最多 4:1）。
+note-size-rounded = 尺寸须为 8 的倍数：{ $asked } 已改为 { $used }。
 
 error-too-long = { $field } 太长了（{ $value }），上限是 { $limit }。
 error-too-short = { $field } 太短了。
