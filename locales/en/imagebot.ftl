@@ -144,6 +144,11 @@ error-image-too-many-pixels = The { $what ->
     [face] face photo
    *[other] picture
 } is too large ({ $width }×{ $height }); at most 4096×4096.
+error-image-too-thin = The { $what ->
+    [mask] mask
+    [face] face photo
+   *[other] picture
+} is { $width }×{ $height } pixels: too thin to work with. Its long side may be at most { $ratio } times its short side.
 error-image-corrupt = The { $what ->
     [mask] mask
     [face] face photo

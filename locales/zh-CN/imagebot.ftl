@@ -144,6 +144,11 @@ error-image-too-many-pixels = { $what ->
     [face] 人脸照片
    *[other] 图片
 }尺寸太大（{ $width }×{ $height }），最多 4096×4096。
+error-image-too-thin = { $what ->
+    [mask] 蒙版
+    [face] 人脸照片
+   *[other] 图片
+}是 { $width }×{ $height } 像素，太细长了：长边最多只能是短边的 { $ratio } 倍。
 error-image-corrupt = 无法读取这张{ $what ->
     [mask] 蒙版
     [face] 人脸照片
