@@ -45,8 +45,26 @@ Where the document contradicts itself, both forms are accepted and the choice is
   of "" could match nothing), like the other catalogues.
 
 Callbacks: when a public base URL and a ``CallbackHub`` are configured, sd tasks and
-enhance carry ``callbackUrl`` with a per-task token, and a slow poll is the safety net.
-roop documents no callbackUrl, so it is always polled.
+enhance carry ``callbackUrl`` with a per-task token. While waiting for it the task is
+still asked for its progress at a modest rate (``callback_poll_interval_s``, backing off
+to ``callback_poll_max_interval_s``), so users see the same progress and previews as in
+poll mode; those polls are also the safety net for a lost callback. roop documents no
+callbackUrl, so it is always polled.
+
+Pictures travel as links to our own web server, so every kind but txt2img needs
+``public_base_url``. Without it such a job is refused before any call with
+``error-zhiqite-needs-public-url`` (an admin matter; retryable, so a fallback backend
+may take the job).
+
+Polling is idempotent and the task goes on (paid) at zhiqite whatever one answer looks
+like: an unreadable answer (not JSON, fields missing), a 5xx or a throttled call is asked
+again later, with backoff, within the task timeout; only ``_MAX_BAD_ANSWERS`` unreadable
+answers in a row end the job.
+
+The API gateway answers 403 with an ``X-Ca-Error-Message`` header before zhiqite sees a
+call: "Quota Exhausted" (the purchased calls are used up: ``error-zhiqite-quota``),
+"Throttled by ... Flow Control" (too many calls right now: ``error-zhiqite-throttled``,
+retryable), anything else (a bad AppCode, key or signature: ``error-zhiqite-auth``).
 
 Moderated pictures (image_status 2, img_audit_status false) are *not* downloaded; they
 become ``ResultImage(png=b"", withheld_reason=<locale key>)`` so the user is told why and
@@ -132,6 +150,8 @@ _MAX_PREVIEW_B64 = 12 * 1024 * 1024
 _MAX_PREVIEW_PIXELS = 16 * 1024 * 1024
 _PAGE_SIZE = 50
 _MAX_PAGES = 20
+# Unreadable query answers in a row before a job is given up (each poll is billed).
+_MAX_BAD_ANSWERS = 6
 
 
 # --- what a poll or a callback says ------------------------------------------------------
@@ -238,8 +258,8 @@ class ZhiqiteBackend:
         task_timeout_s: float = 600.0,
         poll_interval_s: float = 2.0,
         poll_max_interval_s: float = 15.0,
-        callback_poll_interval_s: float = 30.0,
-        callback_poll_max_interval_s: float = 120.0,
+        callback_poll_interval_s: float = 5.0,
+        callback_poll_max_interval_s: float = 30.0,
         catalogue_ttl_s: float = 600.0,
         concurrency: int = 3,
         retries: int = 2,
@@ -316,16 +336,23 @@ class ZhiqiteBackend:
     # --- the Backend protocol -----------------------------------------------------------
 
     def supports(self, spec: JobSpec) -> bool:
-        if spec.kind == "txt2img":
-            return True
-        # Every other kind sends pictures as links to our own web server.
-        return bool(self.public_base_url) and spec.kind in GENERATION_KINDS + TOOL_KINDS
+        # Kinds that need a public base URL are "supported" even without one, so that
+        # ``check`` can tell why they are refused (an admin matter) instead of a bare "cannot".
+        return spec.kind in GENERATION_KINDS + TOOL_KINDS
 
     def check(self, spec: JobSpec) -> list[Problem]:
         """Notes about values mapped to what zhiqite takes (a size above 1024...), or a refusal."""
+        self._refuse_without_public_url(spec)
         if spec.kind in TOOL_KINDS:
             return []
         return self._map(spec)[1]
+
+    def _refuse_without_public_url(self, spec: JobSpec) -> None:
+        """Every kind but txt2img sends pictures as links to our own web server."""
+        if spec.kind != "txt2img" and not self.public_base_url:
+            # Retryable: another backend (a fallback) can still do the job.
+            raise BackendError("error-zhiqite-needs-public-url", retryable=True, backend=self.name,
+                               kind=spec.kind)
 
     async def models(self) -> list[ModelInfo]:
         rows = [r for r in await self.catalogue("models") if self._usable(r)]
@@ -427,10 +454,7 @@ class ZhiqiteBackend:
                                        idempotent=idempotent, pass_4xx=True)
         status = resp.status_code
         if status in (401, 403):
-            # The API gateway says why in a header (no secret in it); the body may be empty.
-            log.warning("zhiqite %s -> %d (%s)", path, status,
-                        sanitize_vendor_text(resp.headers.get("X-Ca-Error-Message", ""), 80))
-            raise self.http.error("error-zhiqite-auth", status=status)
+            raise self._gateway_refusal(path, status, resp.headers.get("X-Ca-Error-Message", ""))
         if status == 429:
             raise self.http.error("error-vendor-rate-limited", retryable=True, status=status)
         try:
@@ -444,6 +468,23 @@ class ZhiqiteBackend:
                 raise self.http.error("error-vendor-rejected", status=status)
             raise self.http.error("error-vendor-bad-answer")
         return self._data_of(answer, path)
+
+    def _gateway_refusal(self, path: str, status: int, message: str) -> BackendError:
+        """What the API gateway's 401/403 means, from its ``X-Ca-Error-Message`` header."""
+        said = sanitize_vendor_text(message, 80)
+        for secret in (self._appcode, self._key_secret, self._key_id):
+            if secret:
+                said = said.replace(secret, "***")
+        low = said.lower()
+        if "quota exhausted" in low:
+            log.warning("zhiqite %s -> %d (%s): the purchased calls are used up; buy more on the API market",
+                        path, status, said)
+            return self.http.error("error-zhiqite-quota", status=status)
+        if "throttled" in low or "flow control" in low:
+            log.warning("zhiqite %s -> %d (%s): throttled by the API gateway", path, status, said)
+            return self.http.error("error-zhiqite-throttled", retryable=True, status=status)
+        log.warning("zhiqite %s -> %d (%s): check the AppCode or access keys", path, status, said)
+        return self.http.error("error-zhiqite-auth", status=status)
 
     def _data_of(self, answer: dict[str, Any], where: str) -> dict[str, Any]:
         code = str(answer.get("code", "")).strip()  # "200" in the document; 200 taken too
@@ -650,10 +691,11 @@ class ZhiqiteBackend:
 
     async def run(self, work: Work) -> AsyncIterator[BackendEvent]:
         spec = work.spec
-        if spec.kind in GENERATION_KINDS:
-            self._map(spec)  # refuse before any call
-        elif spec.kind not in TOOL_KINDS:
+        if spec.kind not in GENERATION_KINDS + TOOL_KINDS:
             raise self.limits.cannot("kind", value=spec.kind)
+        self._refuse_without_public_url(spec)  # before any call
+        if spec.kind in GENERATION_KINDS:
+            self._map(spec)
         kind = spec.kind
         use_callback = self.use_callbacks and kind != "faceswap"  # roop documents no callbackUrl
         cp = work.checkpoint
@@ -722,8 +764,8 @@ class ZhiqiteBackend:
         try:
             data = await self._call(path, body, idempotent=False)
         except BackendError as e:
-            if not e.retryable:
-                # The vendor said no: this task id is dead; a re-run starts a fresh one.
+            if not e.retryable or e.key == "error-zhiqite-throttled":
+                # The vendor (or its gateway) said no: this task id is dead; a re-run starts a fresh one.
                 await work.remember(task_id=None, submitted=False)
             raise
         answered = data.get("task_id") or data.get("businessTaskId")
@@ -759,10 +801,13 @@ class ZhiqiteBackend:
         max_interval = self.callback_poll_max_interval_s if callback else self.poll_max_interval_s
         heard = False  # at least one answer (poll or callback) before giving up
         step = 0
+        bad_answers = 0  # unreadable query answers in a row
         while True:
             now = time.monotonic()
             if heard and now >= deadline:
                 log.warning("zhiqite job %s: no result after %.0fs, giving up", work.job_id, self.task_timeout_s)
+                if bad_answers:
+                    raise self.http.error("error-vendor-bad-answer")
                 raise self.http.error("error-vendor-timeout", retryable=False)
             pause = max(0.0, min(interval * random.uniform(0.9, 1.1), deadline - now))
             payload = await self._pause(work, pause, callback)
@@ -780,12 +825,19 @@ class ZhiqiteBackend:
                 try:
                     outcome = await self._query(kind, task_id)
                 except BackendError as e:
-                    if not e.retryable:
+                    unreadable = e.key == "error-vendor-bad-answer"
+                    if not (e.retryable or unreadable):
                         raise
-                    # The task goes on at zhiqite whatever our connection does: keep asking
-                    # (backing off) until the task deadline.
+                    bad_answers = bad_answers + 1 if unreadable else 0
+                    if bad_answers >= _MAX_BAD_ANSWERS:
+                        log.warning("zhiqite job %s: %d unreadable answers in a row, giving up",
+                                    work.job_id, bad_answers)
+                        raise
+                    # The task goes on at zhiqite whatever one answer or our connection looks
+                    # like: keep asking (backing off) until the task deadline.
                     log.warning("zhiqite job %s: query failed (%s), asking again later", work.job_id, e.key)
                     continue
+                bad_answers = 0
             if isinstance(outcome, _Probe):
                 outcome = await self._probe(outcome)
             if isinstance(outcome, _Done):
