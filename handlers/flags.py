@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Problem, UserFacingError
-from engine.jobs import MAX_SIDE, MIN_SIDE
+from engine.jobs import (
+    LORA_WEIGHT_MAX,
+    LORA_WEIGHT_MIN,
+    MAX_EMBEDDINGS,
+    MAX_LORAS,
+    MAX_SIDE,
+    MIN_SIDE,
+    is_extra_name,
+)
 
 # Phones turn "--" into an em or en dash; accept those spellings too.
 _FLAG_RE = re.compile(r"(?:(?<=\s)|^)(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)")
@@ -82,6 +90,40 @@ def _text(flag: str, raw: str) -> str:
     return value
 
 
+def _extra(flag: str, raw: str) -> str:
+    """A LoRA, VAE or embedding name: a catalogue or file name, never a path."""
+    value = raw.strip()
+    if not is_extra_name(value):
+        raise FlagError("error-flag-extra-name", flag=flag, value=value[:_QUOTED_CHARS])
+    return value
+
+
+def _names(flag: str, raw: str) -> tuple[str, ...]:
+    """``--embedding a, b``: one or more names, comma-separated."""
+    return tuple(_extra(flag, item) for item in raw.split(",") if item.strip())
+
+
+def _loras(flag: str, raw: str) -> tuple[tuple[str, float], ...]:
+    """``--lora NAME[:WEIGHT], ...``: names with a weight (1 when left out)."""
+    refs: list[tuple[str, float]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, weight = item, 1.0
+        if ":" in item:
+            name, _, text = item.rpartition(":")
+            try:
+                weight = float(text)
+            except ValueError:
+                raise FlagError("error-flag-lora", flag=flag, value=item[:_QUOTED_CHARS]) from None
+            if not LORA_WEIGHT_MIN <= weight <= LORA_WEIGHT_MAX:  # NaN fails this too
+                raise FlagError("error-flag-lora", flag=flag, value=item[:_QUOTED_CHARS])
+        if not name.strip():
+            raise FlagError("error-flag-lora", flag=flag, value=item[:_QUOTED_CHARS])
+        refs.append((_extra(flag, name.strip()), weight))
+    return tuple(refs)
+
+
 def _nearest_multiple_of_8(side: int) -> int:
     """``side`` rounded to the nearest multiple of 8 when that is within the limits; else
     ``side`` itself, so that validation names the value the user typed."""
@@ -103,6 +145,8 @@ class FlagSpec:
     name: str
     parse: Any
     aliases: tuple[str, ...] = ()
+    # Repeatable flags add up (``--lora a --lora b``) to at most this many values; 0: given once.
+    repeat_limit: int = 0
 
 
 FLAGS: tuple[FlagSpec, ...] = (
@@ -119,6 +163,9 @@ FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("style", _word),
     FlagSpec("control", _word, ("cn",)),
     FlagSpec("scale", _int),
+    FlagSpec("lora", _loras, ("loras",), repeat_limit=MAX_LORAS),
+    FlagSpec("vae", _extra),
+    FlagSpec("embedding", _names, ("embeddings", "emb"), repeat_limit=MAX_EMBEDDINGS),
     # Console only: files on the local disk.
     FlagSpec("image", _text, ("img",)),
     FlagSpec("mask", _text),
@@ -150,17 +197,36 @@ def parse_prompt(text: str) -> ParsedPrompt:
         if spec is None:
             unknown.append("--" + m.group(1))
             continue
-        if spec.name in flags:
+        if spec.name in flags and not spec.repeat_limit:
             raise FlagError("error-flag-repeated", flag="--" + spec.name)
         if not raw.strip():
             raise FlagError("error-flag-missing-value", flag="--" + spec.name)
-        flags[spec.name] = spec.parse("--" + spec.name, raw)
+        value = spec.parse("--" + spec.name, raw)
+        if spec.repeat_limit:
+            value = _together(spec, flags.get(spec.name, ()) + value)
+        flags[spec.name] = value
     if unknown:
         raise FlagError("error-unknown-flags", flags=", ".join(unknown), known=", ".join("--" + k for k in KNOWN_FLAGS))
     notes: list[Problem] = []
     if "size" in flags:
         flags["size"], notes = round_size(flags["size"])
     return ParsedPrompt(prompt=" ".join(prompt.split()), flags=flags, notes=tuple(notes))
+
+
+def _together(spec: FlagSpec, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """All values of a repeatable flag: at least one, each name once, at most ``repeat_limit``."""
+    flag = "--" + spec.name
+    if not values:
+        raise FlagError("error-flag-missing-value", flag=flag)
+    seen: set[str] = set()
+    for value in values:
+        name = value[0] if isinstance(value, tuple) else value  # (name, weight) or a name
+        if name.lower() in seen:
+            raise FlagError("error-flag-name-twice", flag=flag, value=name)
+        seen.add(name.lower())
+    if len(values) > spec.repeat_limit:
+        raise FlagError("error-flag-too-many", flag=flag, limit=spec.repeat_limit)
+    return values
 
 
 def split_command(text: str) -> tuple[str | None, str]:

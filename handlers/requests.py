@@ -108,11 +108,25 @@ def build_generation(
         "style": flags.get("style", defaults.get("style", "")),
         **images,
     }
+    data.update(extras_from_flags(flags))
     if kind in ("img2img", "inpaint") and "strength" in flags:
         data["strength"] = flags["strength"]
     if kind == "controlnet":
         data["control_type"] = flags.get("control")
     return validate(data)
+
+
+def extras_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """The job fields of ``--lora``, ``--vae`` and ``--embedding`` (only those given), for
+    ``build_generation`` and for re-running a job with new flags (``with_changes``)."""
+    fields: dict[str, Any] = {}
+    if "lora" in flags:
+        fields["loras"] = [{"name": name, "weight": weight} for name, weight in flags["lora"]]
+    if "vae" in flags:
+        fields["vae"] = flags["vae"]
+    if "embedding" in flags:
+        fields["embeddings"] = list(flags["embedding"])
+    return fields
 
 
 def validate(data: dict[str, Any]) -> JobSpec:
