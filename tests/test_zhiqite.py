@@ -21,7 +21,7 @@ from PIL import Image
 from bot.web import WebServer
 from engine.backend import CancelToken, Finished, Progress, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
-from engine.jobs import ControlNet, FaceSwap, Img2Img, Inpaint, Txt2Img, Upscale
+from engine.jobs import ControlNet, FaceSwap, Img2Img, Inpaint, LoraRef, Txt2Img, Upscale
 from engine.vendors.callbacks import CallbackHub
 from engine.vendors.zhiqite import WITHHELD_DELETED, WITHHELD_HIDDEN, ZhiqiteBackend, preview_jpeg
 from locales import tr
@@ -507,7 +507,7 @@ async def test_catalogues_are_cached_for_their_ttl(stack: Stack) -> None:
     now[0] += 61
     await backend.models()
     assert stack.fake.calls_to("queryModelList") == 2
-    assert await backend.loras() == ["hayasaka_ai_v10_26390"]
+    assert await backend.loras() == ["hayasaka_ai_v10_26390", "film_grain_v2"]  # not the one taken offline
     assert await backend.embeddings() == ["FastNegativeV2", "bad-artist"]
     assert len(await backend.vaes()) == 2
     assert stack.fake.violations == []
@@ -588,3 +588,64 @@ async def test_a_query_that_keeps_failing_for_a_while_does_not_lose_the_task(sta
     finished = [e async for e in events if isinstance(e, Finished)]
     assert len(finished) == 1 and len(finished[0].images) == 1
     assert stack.fake.calls_to("text2image") == 1
+
+
+# --- LoRAs, VAEs, embeddings --------------------------------------------------------------
+
+
+async def test_extras_list_the_lora_vae_and_embedding_catalogues_cached(stack: Stack) -> None:
+    backend = stack.make()
+    extras = await backend.extras()
+    assert [m.name for m in extras["lora"]] == ["hayasaka_ai_v10_26390", "film_grain_v2"]
+    assert extras["lora"][1].title == "Film Grain (SD 1.5)" and extras["lora"][1].backend == "zhiqite"
+    assert [m.name for m in extras["vae"]] == ["k1F8Anime2_k1F8Anime2VAE.ckpt", "vae-ft-mse-840000-ema-pruned.ckpt"]
+    assert [m.name for m in extras["embedding"]] == ["FastNegativeV2", "bad-artist"]
+    await backend.extras()
+    assert [stack.fake.calls_to(c) for c in ("queryLoraList", "queryVaeList", "queryEmbeddingList")] == [1, 1, 1]
+    assert stack.fake.violations == []
+
+
+async def test_loras_a_vae_and_embeddings_go_where_the_document_says(stack: Stack) -> None:
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    spec = Txt2Img(prompt="a girl by the sea", negative_prompt="blurry",
+                   loras=(LoraRef(name="Film Grain", weight=0.7), LoraRef(name="hayasaka_ai_v10_26390")),
+                   vae="vae-ft-mse-840000-ema-pruned", embeddings=("FastNegativeV2.pt", "bad-artist"))
+    _, finished = await run(backend, work_for(stack, spec))
+    assert len(finished.images) == 1
+    body = last_submit(stack.fake)
+    assert body["prompt"] == "a girl by the sea <lora:film_grain_v2:0.7> <lora:hayasaka_ai_v10_26390:1>"
+    assert body["negative_prompt"] == "blurry, FastNegativeV2, bad-artist"
+    assert body["alwayson_scripts"]["sd_vae"] == "vae-ft-mse-840000-ema-pruned.ckpt"
+    assert stack.fake.violations == []
+
+
+@pytest.mark.parametrize(("field", "value", "what", "closest"), [
+    ("loras", (LoraRef(name="film_grain"),), "lora", "film_grain_v2"),
+    ("loras", (LoraRef(name="retired_style"),), "lora", "hayasaka_ai_v10_26390"),  # taken offline
+    ("vae", "vae-ft-mse", "vae", "vae-ft-mse-840000-ema-pruned.ckpt"),
+    ("embeddings", ("bad-artsit",), "embedding", "bad-artist"),
+])
+async def test_an_unknown_extra_is_refused_before_any_paid_call_naming_the_closest(
+        stack: Stack, field: str, value: Any, what: str, closest: str) -> None:
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat", **{field: value})))
+    assert (err.value.key, err.value.args_["what"]) == ("error-extra-unknown", what)
+    assert err.value.args_["choices"].split(", ")[0] == closest
+    assert "retired_style" not in err.value.args_["choices"]
+    assert closest in tr("en", err.value.key, **err.value.args_)
+    assert closest in tr("zh-CN", err.value.key, **err.value.args_)
+    assert stack.fake.submits == []
+
+
+async def test_check_refuses_an_unknown_lora_at_once_when_the_catalogue_is_cached(stack: Stack) -> None:
+    backend = stack.make()
+    spec = Txt2Img(prompt="cat", loras=(LoraRef(name="no_such_lora"),))
+    assert backend.check(spec) == []  # nothing cached: check() makes no call; run() will refuse
+    assert sum(stack.fake.calls.values()) == 0
+    await backend.extras()
+    with pytest.raises(BackendError) as err:
+        backend.check(spec)
+    assert err.value.key == "error-extra-unknown"
+    assert backend.check(Txt2Img(prompt="cat", loras=(LoraRef(name="film_grain_v2", weight=-0.5),))) == []
+

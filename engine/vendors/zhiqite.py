@@ -44,6 +44,14 @@ Where the document contradicts itself, both forms are accepted and the choice is
 * queryVaeList marks the ``vaeFileName`` filter required; we list without it (a filter
   of "" could match nothing), like the other catalogues.
 
+Extras (``extras()``: the LoRA, VAE and embedding catalogues, cached like the model list).
+A job's names are checked against them before any paid call (``check`` does it when the
+catalogues are cached, ``run`` always): an unknown name is refused naming the closest
+ones. Then, as the document says, each LoRA goes into the prompt as
+``<lora:sdLoraFileSimplifyName:WEIGHT>``, the VAE into ``sd_vae`` (its ``vaeFileName``) and
+each embedding's ``embeddingSimplifyName`` into ``negative_prompt``. A user may type a
+LoRA by its simplified name, file name or title, a VAE with or without its extension.
+
 Callbacks: when a public base URL and a ``CallbackHub`` are configured, sd tasks and
 enhance carry ``callbackUrl`` with a per-task token. While waiting for it the task is
 still asked for its progress at a modest rate (``callback_poll_interval_s``, backing off
@@ -81,6 +89,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import difflib
 import io
 import logging
 import random
@@ -96,7 +105,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled, Problem
-from engine.jobs import CONTROL_TYPES, JobSpec
+from engine.jobs import CONTROL_TYPES, EXTRA_KINDS, GenerationBase, JobSpec
 from engine.vendors.callbacks import callback_url
 from engine.vendors.common import Mapped, VendorHttp, VendorLimits, sanitize_vendor_text
 
@@ -152,6 +161,46 @@ _PAGE_SIZE = 50
 _MAX_PAGES = 20
 # Unreadable query answers in a row before a job is given up (each poll is billed).
 _MAX_BAD_ANSWERS = 6
+
+
+# Which catalogue lists each kind of extra.
+EXTRA_CATALOGUES = {"lora": "loras", "vae": "vaes", "embedding": "embeddings"}
+_CLOSEST = 5
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """A job's extras as zhiqite names them."""
+
+    loras: tuple[tuple[str, float], ...] = ()
+    vae: str = ""
+    embeddings: tuple[str, ...] = ()
+
+
+def _extra_row(what: str, row: dict[str, Any]) -> tuple[str, set[str]] | None:
+    """(the name zhiqite takes, the lower-case names a user may type) of one catalogue row,
+    or None for a row that cannot be used (no name, or a LoRA taken offline)."""
+    if what == "lora":
+        name = row.get("sdLoraFileSimplifyName")
+        if _int_or_none(row.get("loraStatus")) == 0:
+            return None
+        typed = [name, row.get("sdLoraFileName"), row.get("sdLoraName")]
+    elif what == "vae":
+        name = row.get("vaeFileName")
+        typed = [name, str(name or "").rsplit(".", 1)[0]]
+    else:
+        name = row.get("embeddingSimplifyName")
+        typed = [name, row.get("embeddingName")]
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return name.strip(), {str(t).strip().lower() for t in typed if t and str(t).strip()}
+
+
+def _closest(asked: str, names: list[str]) -> str:
+    """The catalogue names nearest to ``asked`` (or the first few), for a refusal."""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(asked.lower(), list(by_lower), n=_CLOSEST, cutoff=0.3)
+    return ", ".join(by_lower[c] for c in close) if close else ", ".join(names[: _CLOSEST * 2])
 
 
 # --- what a poll or a callback says ------------------------------------------------------
@@ -298,6 +347,7 @@ class ZhiqiteBackend:
         self.limits = VendorLimits(
             backend=self.name, kinds=GENERATION_KINDS, max_n=4, max_side=MAX_SIDE, steps_range=(1, 150),
             cfg_range=(1.0, 30.0), strength_range=(0.0, 1.0), negative_prompt=True, seed=True,
+            extras=EXTRA_KINDS,
         )
         self.http = VendorHttp(
             self.name, base_url, timeout_s=timeout_s, retries=retries, backoff_base_s=backoff_base_s,
@@ -345,7 +395,12 @@ class ZhiqiteBackend:
         self._refuse_without_public_url(spec)
         if spec.kind in TOOL_KINDS:
             return []
-        return self._map(spec)[1]
+        notes = self._map(spec)[1]
+        if isinstance(spec, GenerationBase) and spec.extras_used():
+            rows = {what: self._cached(EXTRA_CATALOGUES[what]) for what, _ in spec.extras_used()}
+            if all(r is not None for r in rows.values()):  # else run() checks, still before any paid call
+                self._extras_from(spec, {what: r or [] for what, r in rows.items()})
+        return notes
 
     def _refuse_without_public_url(self, spec: JobSpec) -> None:
         """Every kind but txt2img sends pictures as links to our own web server."""
@@ -389,18 +444,68 @@ class ZhiqiteBackend:
             self._catalogue_cache[which] = (self._clock() + self.catalogue_ttl_s, rows)
             return rows
 
+    def _cached(self, which: str) -> list[dict[str, Any]] | None:
+        """A catalogue's rows if they are cached and fresh; None otherwise (no call)."""
+        cached = self._catalogue_cache.get(which)
+        return cached[1] if cached is not None and cached[0] > self._clock() else None
+
+    async def _names(self, what: str) -> list[str]:
+        rows = await self.catalogue(EXTRA_CATALOGUES[what])
+        return [found[0] for found in (_extra_row(what, r) for r in rows) if found]
+
     async def loras(self) -> list[str]:
         """LoRA names as they go into a prompt (``<lora:NAME:0.8>``)."""
-        return [str(r["sdLoraFileSimplifyName"]) for r in await self.catalogue("loras")
-                if r.get("sdLoraFileSimplifyName") and r.get("loraStatus", 1) != 0]
+        return await self._names("lora")
 
     async def vaes(self) -> list[str]:
-        return [str(r["vaeFileName"]) for r in await self.catalogue("vaes") if r.get("vaeFileName")]
+        return await self._names("vae")
 
     async def embeddings(self) -> list[str]:
         """Embedding names as they go into a negative prompt."""
-        return [str(r["embeddingSimplifyName"]) for r in await self.catalogue("embeddings")
-                if r.get("embeddingSimplifyName")]
+        return await self._names("embedding")
+
+    async def extras(self) -> dict[str, list[ModelInfo]]:
+        """What ``--lora``, ``--vae`` and ``--embedding`` may name here (cached catalogues)."""
+        out: dict[str, list[ModelInfo]] = {}
+        for what, which in EXTRA_CATALOGUES.items():
+            infos: list[ModelInfo] = []
+            for row in await self.catalogue(which):
+                found = _extra_row(what, row)
+                if found is None:
+                    continue
+                title = str(row.get("sdLoraName") or found[0]).strip() if what == "lora" else found[0]
+                base = str(row.get("loraBaseModel") or "").strip()
+                infos.append(ModelInfo(name=found[0], backend=self.name, title=f"{title} ({base})" if base else title,
+                                       kinds=GENERATION_KINDS, nsfw=_int_or_none(row.get("isAdult")) == 1))
+            out[what] = infos
+        return out
+
+    def _resolve(self, what: str, asked: str, rows: list[dict[str, Any]]) -> str:
+        """The catalogue name for ``asked``, or a refusal naming the closest ones."""
+        usable = [found for found in (_extra_row(what, r) for r in rows) if found]
+        low = asked.strip().lower()
+        for name, typed in usable:
+            if low in typed:
+                return name
+        names = [name for name, _ in usable]
+        if not names:
+            raise BackendError("error-extra-none", backend=self.name, what=what, value=asked)
+        raise BackendError("error-extra-unknown", backend=self.name, what=what, value=asked,
+                           choices=_closest(asked, names))
+
+    def _extras_from(self, spec: GenerationBase, rows: dict[str, list[dict[str, Any]]]) -> _Extras:
+        return _Extras(
+            loras=tuple((self._resolve("lora", ref.name, rows["lora"]), ref.weight) for ref in spec.loras),
+            vae=self._resolve("vae", spec.vae, rows["vae"]) if spec.vae else "",
+            embeddings=tuple(self._resolve("embedding", name, rows["embedding"]) for name in spec.embeddings),
+        )
+
+    async def _resolve_extras(self, spec: GenerationBase) -> _Extras:
+        """The job's extras checked against the live catalogues (before any paid call)."""
+        rows: dict[str, list[dict[str, Any]]] = {"lora": [], "vae": [], "embedding": []}
+        for what in {what for what, _ in spec.extras_used()}:
+            rows[what] = await self.catalogue(EXTRA_CATALOGUES[what])
+        return self._extras_from(spec, rows)
 
     @staticmethod
     def _usable(row: dict[str, Any]) -> bool:
@@ -512,10 +617,15 @@ class ZhiqiteBackend:
             "output_image_format": self.output_format,
         }
 
-    def _sd_body(self, m: Mapped, task_id: str, checkpoint: str, cb_url: str | None) -> dict[str, Any]:
+    def _sd_body(self, m: Mapped, task_id: str, checkpoint: str, cb_url: str | None,
+                 extras: _Extras = _Extras()) -> dict[str, Any]:
+        # The document: LoRAs by sdLoraFileSimplifyName in the prompt, embeddings by
+        # embeddingSimplifyName in negative_prompt, the VAE in sd_vae.
+        prompt = " ".join([m.prompt, *(f"<lora:{name}:{weight:g}>" for name, weight in extras.loras)])
+        negative = ", ".join(part for part in (m.negative_prompt.strip(), *extras.embeddings) if part)
         body: dict[str, Any] = {
-            "prompt": m.prompt,
-            "negative_prompt": m.negative_prompt,
+            "prompt": prompt,
+            "negative_prompt": negative,
             "n_iter": 1,
             "batch_size": m.n,  # images = n_iter x batch_size; one batch is fastest
             "steps": m.steps,
@@ -528,6 +638,8 @@ class ZhiqiteBackend:
             "enable_hr": False,
             self.scripts_field: self._scripts(task_id, checkpoint),
         }
+        if extras.vae:
+            body[self.scripts_field]["sd_vae"] = extras.vae
         if cb_url:
             body["callbackUrl"] = cb_url
         return body
@@ -568,8 +680,9 @@ class ZhiqiteBackend:
             return TOOL_SUBMIT.format(code="enhance"), body
 
         m, _notes = self._map(spec)
+        extras = await self._resolve_extras(spec)
         checkpoint = await self._checkpoint_for(spec.model)
-        body = self._sd_body(m, task_id, checkpoint, cb_url)
+        body = self._sd_body(m, task_id, checkpoint, cb_url, extras)
         scripts = body[self.scripts_field]
         if spec.kind in ("img2img", "inpaint"):
             scripts["image_link"] = work.media.public_url(spec.init_image)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,13 @@ MODELS = [
 ]
 LORAS = [{"id": 8741, "sdLoraName": "Hayasaka Ai", "loraBaseModel": "SD 1.5",
           "sdLoraFileName": "hayasaka_ai_v10_26390.safetensors", "sdLoraFileSimplifyName": "hayasaka_ai_v10_26390",
-          "loraVersion": "v1", "loraStatus": 1, "loraUploadStatus": 2, "isAdult": 0}]
+          "loraVersion": "v1", "loraStatus": 1, "loraUploadStatus": 2, "isAdult": 0},
+         {"id": 8742, "sdLoraName": "Film Grain", "loraBaseModel": "SD 1.5",
+          "sdLoraFileName": "film_grain_v2.safetensors", "sdLoraFileSimplifyName": "film_grain_v2",
+          "loraVersion": "v2", "loraStatus": 1, "loraUploadStatus": 2, "isAdult": 0},
+         {"id": 8743, "sdLoraName": "Retired", "loraBaseModel": "SD 1.5",  # taken offline ("下线")
+          "sdLoraFileName": "retired_style.safetensors", "sdLoraFileSimplifyName": "retired_style",
+          "loraVersion": "v1", "loraStatus": 0, "loraUploadStatus": 2, "isAdult": 0}]
 VAES = [{"id": 2, "vaeFileName": "k1F8Anime2_k1F8Anime2VAE.ckpt"},
         {"id": 3, "vaeFileName": "vae-ft-mse-840000-ema-pruned.ckpt"}]
 EMBEDDINGS = [{"id": 3, "embeddingName": "FastNegativeV2.pt", "embeddingSimplifyName": "FastNegativeV2"},
@@ -322,6 +329,7 @@ class FakeZhiqite(FakeVendor):
         extra = {"image_link", "mask_link"} if kind == "image2image" else (
             {"image_link", "controlnet"} if kind == "controlnet" else set())
         self._check_fields(f"{kind}.scripts", scripts, SCRIPTS_KEYS | extra)
+        self._check_extras(kind, body, scripts)
         if not isinstance(scripts.get("id_task"), str) or not scripts["id_task"]:
             self.violation(f"{kind}: id_task missing or not a string")
             return None
@@ -370,6 +378,19 @@ class FakeZhiqite(FakeVendor):
                 if url:
                     links.append(url)
         return scripts, links
+
+    def _check_extras(self, kind: str, body: dict[str, Any], scripts: dict[str, Any]) -> None:
+        """LoRA tags in the prompt name listed, online LoRAs; sd_vae is a listed vaeFileName."""
+        online = {lora["sdLoraFileSimplifyName"] for lora in LORAS if lora["loraStatus"] == 1}
+        for name, weight in re.findall(r"<lora:([^<>]*?):([^<>:]*)>", str(body.get("prompt", ""))):
+            if name not in online:
+                self.violation(f"{kind}: LoRA {name!r} is not listed online")
+            try:
+                float(weight)
+            except ValueError:
+                self.violation(f"{kind}: LoRA weight {weight!r} is not a number")
+        if "sd_vae" in scripts and scripts["sd_vae"] not in {v["vaeFileName"] for v in VAES}:
+            self.violation(f"{kind}: sd_vae {scripts['sd_vae']!r} is not listed")
 
     # --- endpoints ----------------------------------------------------------------------
 
