@@ -4,6 +4,11 @@
     POST /callbacks/{vendor}/{job_id}/{token}   a vendor's result -> CallbackHub.deliver
     GET  /healthz
 
+A callback's token is checked before its body is read: an unknown task is 404, a wrong
+token 403, and neither costs a JSON parse. A body that is not a JSON object, is nested
+deeper than ``MAX_CALLBACK_DEPTH`` or is larger than ``client_max_size`` is a 4xx, never
+a 500. Large bodies are parsed off the event loop.
+
 Other parts (the Telegram webhook) mount their routes with ``add_route`` before
 ``start()``. The access log never shows a callback token or a link signature: paths are
 redacted before they are logged.
@@ -28,6 +33,10 @@ log = logging.getLogger("imagebot.web")
 _KEY_RE = re.compile(r"^[a-f0-9]{64}\.(png|jpg|webp)$")
 _CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 MAX_CALLBACK_BYTES = 8 * 1024 * 1024
+# No vendor's answer nests deeper than a handful of levels; this bounds what a hostile body
+# can make every reader of the payload (the hub's fingerprint, the backend) walk through.
+MAX_CALLBACK_DEPTH = 32
+_PARSE_IN_THREAD_BYTES = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -140,16 +149,57 @@ class WebServer:
         token = request.match_info["token"]
         if self.hub is None or not self.hub.knows(vendor, job_id):
             raise web.HTTPNotFound()
+        if not self.hub.accepts(vendor, job_id, token):
+            log.warning("callback for %s/%s with a wrong token refused", vendor, job_id)
+            raise web.HTTPForbidden()  # before reading the body: a forger gets no parse
+        raw = await request.read()  # bounded by client_max_size (413 beyond it)
         try:
-            payload = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            log.warning("callback for %s/%s is not JSON", vendor, job_id)
-            return web.json_response({"code": "400", "msg": "body is not JSON"}, status=400)
-        if not isinstance(payload, dict):
-            return web.json_response({"code": "400", "msg": "body is not a JSON object"}, status=400)
+            if len(raw) > _PARSE_IN_THREAD_BYTES:
+                payload = await asyncio.to_thread(parse_callback_body, raw)
+            else:
+                payload = parse_callback_body(raw)
+        except ValueError as e:
+            log.warning("callback for %s/%s refused: %s", vendor, job_id, e)
+            return web.json_response({"code": "400", "msg": str(e)}, status=400)
         if not self.hub.deliver(vendor, job_id, token, payload):
             raise web.HTTPForbidden()
         return web.json_response({"code": "200", "msg": "success"})
 
 
-__all__ = ["WebServer", "redact_path"]
+def parse_callback_body(raw: bytes) -> dict[str, Any]:
+    """A callback body as a JSON object nested at most ``MAX_CALLBACK_DEPTH`` deep, or a
+    ``ValueError`` that says (in a few words, for the log and the vendor) what is wrong."""
+    try:
+        payload = json.loads(raw)
+    except RecursionError:
+        raise ValueError("body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ValueError("body is not a JSON object")
+    if _depth(payload, MAX_CALLBACK_DEPTH) > MAX_CALLBACK_DEPTH:
+        raise ValueError("body is nested too deeply")
+    return payload
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests (a scalar is 0), counting no further than ``limit`` + 1."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        level += 1
+        if level > limit:
+            return level
+        deepest = max(deepest, level)
+        stack.extend((child, level) for child in children)
+    return deepest
+
+
+__all__ = ["MAX_CALLBACK_DEPTH", "WebServer", "parse_callback_body", "redact_path"]

@@ -8,6 +8,19 @@ A backend raises ``BackendError`` (localized, maybe retryable) or ``JobCancelled
 it never returns without a ``Finished``. The local diffusers engine, each vendor client
 and each image tool implement this same protocol, so the scheduler and the handlers
 never learn which one ran a job.
+
+Optional methods, looked up with ``getattr`` (a backend without them is complete):
+
+    def check(self, spec) -> list[Problem]
+        Before a job is queued, without any paid call: notes about values the backend
+        will change (a size, an image count), or a ``UserFacingError`` that says why it
+        cannot do the job as asked (an unknown LoRA, a missing setting...).
+
+    async def extras(self) -> dict[str, list[ModelInfo]]
+        What a job's ``loras`` / ``vae`` / ``embeddings`` may name on this backend, keyed
+        "lora", "vae" and "embedding" (``ModelInfo.name`` is the name to give); a missing
+        key or an empty list means none. May be cached with a TTL, like ``models``.
+        A backend without it refuses jobs that name extras, in ``check``.
 """
 
 from __future__ import annotations

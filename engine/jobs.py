@@ -4,13 +4,28 @@ Generation jobs (txt2img, img2img, inpaint, controlnet) and tool jobs (face swap
 upscale) are one discriminated union on ``kind`` so that storage, the scheduler and
 every backend handle one type. Images are referenced by media keys (see
 ``storage.media``), never by bytes or URLs, so a job record survives a restart.
+
+Generation jobs may name extras by the names a backend lists in its ``extras()``:
+LoRAs with a weight (``loras``), a VAE (``vae``) and textual-inversion embeddings
+(``embeddings``). All three default to empty, so jobs stored before they existed still
+parse. A name is a catalogue or file name, never a path: no angle brackets, colon, slashes or pipe, no
+control characters, no leading dot.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # Limits a user can reach with flags. Backends may be narrower; they map or refuse.
@@ -22,12 +37,41 @@ MAX_STEPS = 100
 MAX_IMAGES = 4
 MAX_SEED = 2**32 - 1
 CONTROL_TYPES = ("canny", "depth", "lineart", "scribble", "openpose", "mlsd", "normal", "seg")
+MAX_LORAS = 5
+MAX_EMBEDDINGS = 8
+MAX_EXTRA_NAME_CHARS = 128
+LORA_WEIGHT_MIN = -2.0
+LORA_WEIGHT_MAX = 2.0
+EXTRA_KINDS = ("lora", "vae", "embedding")
+_BAD_NAME_CHARS = re.compile(r"[<>:/\\|\x00-\x1f\x7f]")
+
+
+def is_extra_name(name: str) -> bool:
+    """Whether ``name`` may name a LoRA, VAE or embedding (a name, never a path)."""
+    return (0 < len(name) <= MAX_EXTRA_NAME_CHARS and name == name.strip() and not name.startswith(".")
+            and not _BAD_NAME_CHARS.search(name))
+
+
+def _extra_name(name: str) -> str:
+    if not is_extra_name(name):
+        raise PydanticCustomError("extra_name", "{value} is not a valid name", {"value": name[:40]})
+    return name
+
+
+ExtraName = Annotated[str, AfterValidator(_extra_name)]
 
 MediaKey = Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LoraRef(_Frozen):
+    """One LoRA of a job: a name from the backend's ``extras()["lora"]`` and its weight."""
+
+    name: ExtraName
+    weight: float = Field(default=1.0, ge=LORA_WEIGHT_MIN, le=LORA_WEIGHT_MAX)
 
 
 class GenerationBase(_Frozen):
@@ -42,6 +86,29 @@ class GenerationBase(_Frozen):
     n: int = Field(default=1, ge=1, le=MAX_IMAGES)
     model: str = Field(default="", max_length=200)
     style: str = Field(default="", max_length=64)
+    loras: tuple[LoraRef, ...] = Field(default=(), max_length=MAX_LORAS)
+    vae: str = Field(default="", max_length=MAX_EXTRA_NAME_CHARS)
+    embeddings: tuple[ExtraName, ...] = Field(default=(), max_length=MAX_EMBEDDINGS)
+
+    @field_validator("vae")
+    @classmethod
+    def _vae_name(cls, v: str) -> str:
+        return _extra_name(v) if v else v
+
+    @field_validator("loras")
+    @classmethod
+    def _loras_distinct(cls, v: tuple[LoraRef, ...]) -> tuple[LoraRef, ...]:
+        names = [ref.name.lower() for ref in v]
+        if len(set(names)) != len(names):
+            raise PydanticCustomError("extra_twice", "a LoRA is named twice")
+        return v
+
+    def extras_used(self) -> list[tuple[str, str]]:
+        """``(kind, name)`` of every extra this job asks for: ("lora", NAME), ("vae", NAME)..."""
+        used = [("lora", ref.name) for ref in self.loras]
+        if self.vae:
+            used.append(("vae", self.vae))
+        return used + [("embedding", name) for name in self.embeddings]
 
     @field_validator("prompt")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.backend import Backend, ModelInfo
 from engine.errors import Problem, UserFacingError
-from engine.jobs import MAX_SEED, JobSpec
+from engine.jobs import MAX_SEED, GenerationBase, JobSpec
 from engine.scheduler import QueueFull
 from handlers.context import Ctx, Services
 from handlers.flags import FlagError, ParsedPrompt
@@ -140,6 +140,32 @@ async def chat_pool(ctx: Ctx) -> tuple[int, int] | None:
     return None
 
 
+async def _know_extras(backend: Backend, spec: JobSpec) -> None:
+    """A job naming LoRAs, a VAE or embeddings: fetch (or take from cache) the backend's
+    catalogues first, so the preflight below can refuse an unknown name before queueing."""
+    extras = getattr(backend, "extras", None)
+    used = spec.extras_used() if isinstance(spec, GenerationBase) else []
+    if extras is None or not used:
+        return
+    try:
+        await extras()
+    except UserFacingError:
+        raise
+    except Exception:  # the run itself checks again before any paid call
+        log.warning("catalogues of %s could not be fetched", getattr(backend, "name", "?"), exc_info=True)
+
+
+def preflight_ok(backend: Backend, spec: JobSpec) -> bool:
+    """Whether ``backend`` takes ``spec`` at all: supports it and its preflight refuses nothing."""
+    if not backend.supports(spec):
+        return False
+    try:
+        _preflight(backend, spec)
+    except UserFacingError:
+        return False
+    return True
+
+
 def _preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
     """Ask a backend that can tell in advance whether it can honour ``spec`` as asked.
 
@@ -169,6 +195,7 @@ async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | N
         raise UserFacingError("error-backend-unknown", backend=backend_name, choices=", ".join(sorted(s.backends)))
     if not backend.supports(spec):
         raise UserFacingError("error-backend-cannot", backend=backend_name, kind=spec.kind)
+    await _know_extras(backend, spec)
     notes = list(notes or []) + _preflight(backend, spec)
     cost = 0 if ctx.admin else s.config.cost_of(backend_name)
     coords = ChatCoordinates(

@@ -1,8 +1,12 @@
 """Midjourney-style inline flags: ``a red fox --ar 3:2 --seed 7 --no blurry, text``.
 
 ``parse_prompt`` splits a message into the prompt and typed flag values, or raises a
-``FlagError`` that names the offending flag and value. It never raises anything else:
-a property test feeds it arbitrary text.
+``FlagError`` that names the offending flag and value (as typed, without the spaces
+around it). It never raises anything else: a property test feeds it arbitrary text.
+
+A value the parser had to adjust rather than refuse (``--size 100x100`` becomes
+``104x104``, the nearest multiples of 8) comes with a ``Problem`` note in
+``ParsedPrompt.notes`` for the "Queued" message and the caption.
 """
 
 from __future__ import annotations
@@ -11,7 +15,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import UserFacingError
+from engine.errors import Problem, UserFacingError
+from engine.jobs import (
+    LORA_WEIGHT_MAX,
+    LORA_WEIGHT_MIN,
+    MAX_EMBEDDINGS,
+    MAX_LORAS,
+    MAX_SIDE,
+    MIN_SIDE,
+    is_extra_name,
+)
 
 # Phones turn "--" into an em or en dash; accept those spellings too.
 _FLAG_RE = re.compile(r"(?:(?<=\s)|^)(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)")
@@ -21,52 +34,110 @@ class FlagError(UserFacingError):
     pass
 
 
+_QUOTED_CHARS = 40  # a bad value is quoted back at most this long
+
+
+def _bad(flag: str, raw: str, expected: str) -> FlagError:
+    """The error for a value that does not parse, quoting it as typed (stripped, bounded)."""
+    return FlagError("error-flag-value", flag=flag, value=raw.strip()[:_QUOTED_CHARS], expected=expected)
+
+
 def _int(flag: str, raw: str) -> int:
     try:
         return int(raw.strip())
     except ValueError:
-        raise FlagError("error-flag-value", flag=flag, value=raw, expected="integer") from None
+        raise _bad(flag, raw, "integer") from None
 
 
 def _float(flag: str, raw: str) -> float:
     try:
         value = float(raw.strip())
     except ValueError:
-        raise FlagError("error-flag-value", flag=flag, value=raw, expected="number") from None
+        raise _bad(flag, raw, "number") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise FlagError("error-flag-value", flag=flag, value=raw, expected="number")
+        raise _bad(flag, raw, "number")
     return value
 
 
 def _ratio(flag: str, raw: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d{1,3})\s*[:x×/]\s*(\d{1,3})\s*", raw)
     if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
-        raise FlagError("error-flag-value", flag=flag, value=raw, expected="ratio")
+        raise _bad(flag, raw, "ratio")
     w, h = int(m.group(1)), int(m.group(2))
     if max(w, h) / min(w, h) > 4:
-        raise FlagError("error-aspect-too-extreme", value=raw)
+        raise FlagError("error-aspect-too-extreme", value=raw.strip())
     return w, h
 
 
 def _size(flag: str, raw: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d{2,5})\s*[x×*]\s*(\d{2,5})\s*", raw)
     if not m:
-        raise FlagError("error-flag-value", flag=flag, value=raw, expected="size")
+        raise _bad(flag, raw, "size")
     return int(m.group(1)), int(m.group(2))
 
 
 def _word(flag: str, raw: str) -> str:
     value = raw.strip()
     if not value or len(value) > 200:
-        raise FlagError("error-flag-value", flag=flag, value=raw[:40], expected="name")
+        raise _bad(flag, raw, "name")
     return value
 
 
 def _text(flag: str, raw: str) -> str:
     value = raw.strip()
     if not value:
-        raise FlagError("error-flag-value", flag=flag, value=raw, expected="text")
+        raise _bad(flag, raw, "text")
     return value
+
+
+def _extra(flag: str, raw: str) -> str:
+    """A LoRA, VAE or embedding name: a catalogue or file name, never a path."""
+    value = raw.strip()
+    if not is_extra_name(value):
+        raise FlagError("error-flag-extra-name", flag=flag, value=value[:_QUOTED_CHARS])
+    return value
+
+
+def _names(flag: str, raw: str) -> tuple[str, ...]:
+    """``--embedding a, b``: one or more names, comma-separated."""
+    return tuple(_extra(flag, item) for item in raw.split(",") if item.strip())
+
+
+def _loras(flag: str, raw: str) -> tuple[tuple[str, float], ...]:
+    """``--lora NAME[:WEIGHT], ...``: names with a weight (1 when left out)."""
+    refs: list[tuple[str, float]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, weight = item, 1.0
+        if ":" in item:
+            name, _, text = item.rpartition(":")
+            try:
+                weight = float(text)
+            except ValueError:
+                raise FlagError("error-flag-lora", flag=flag, value=item[:_QUOTED_CHARS]) from None
+            if not LORA_WEIGHT_MIN <= weight <= LORA_WEIGHT_MAX:  # NaN fails this too
+                raise FlagError("error-flag-lora", flag=flag, value=item[:_QUOTED_CHARS])
+        if not name.strip():
+            raise FlagError("error-flag-lora", flag=flag, value=item[:_QUOTED_CHARS])
+        refs.append((_extra(flag, name.strip()), weight))
+    return tuple(refs)
+
+
+def _nearest_multiple_of_8(side: int) -> int:
+    """``side`` rounded to the nearest multiple of 8 when that is within the limits; else
+    ``side`` itself, so that validation names the value the user typed."""
+    rounded = (side + 4) // 8 * 8
+    return rounded if MIN_SIDE <= rounded <= MAX_SIDE else side
+
+
+def round_size(size: tuple[int, int]) -> tuple[tuple[int, int], list[Problem]]:
+    """``--size`` on multiples of 8 (what every engine takes), with a note when it changed."""
+    width, height = size
+    used = (_nearest_multiple_of_8(width), _nearest_multiple_of_8(height))
+    if used == (width, height):
+        return used, []
+    return used, [Problem("note-size-rounded", {"asked": f"{width}x{height}", "used": f"{used[0]}x{used[1]}"})]
 
 
 @dataclass(frozen=True)
@@ -74,6 +145,8 @@ class FlagSpec:
     name: str
     parse: Any
     aliases: tuple[str, ...] = ()
+    # Repeatable flags add up (``--lora a --lora b``) to at most this many values; 0: given once.
+    repeat_limit: int = 0
 
 
 FLAGS: tuple[FlagSpec, ...] = (
@@ -90,6 +163,9 @@ FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("style", _word),
     FlagSpec("control", _word, ("cn",)),
     FlagSpec("scale", _int),
+    FlagSpec("lora", _loras, ("loras",), repeat_limit=MAX_LORAS),
+    FlagSpec("vae", _extra),
+    FlagSpec("embedding", _names, ("embeddings", "emb"), repeat_limit=MAX_EMBEDDINGS),
     # Console only: files on the local disk.
     FlagSpec("image", _text, ("img",)),
     FlagSpec("mask", _text),
@@ -103,6 +179,8 @@ KNOWN_FLAGS = tuple(spec.name for spec in FLAGS)
 class ParsedPrompt:
     prompt: str
     flags: dict[str, Any] = field(default_factory=dict)
+    # What the parser adjusted instead of refusing (``note-size-rounded``), to show the user.
+    notes: tuple[Problem, ...] = ()
 
 
 def parse_prompt(text: str) -> ParsedPrompt:
@@ -119,14 +197,36 @@ def parse_prompt(text: str) -> ParsedPrompt:
         if spec is None:
             unknown.append("--" + m.group(1))
             continue
-        if spec.name in flags:
+        if spec.name in flags and not spec.repeat_limit:
             raise FlagError("error-flag-repeated", flag="--" + spec.name)
         if not raw.strip():
             raise FlagError("error-flag-missing-value", flag="--" + spec.name)
-        flags[spec.name] = spec.parse("--" + spec.name, raw)
+        value = spec.parse("--" + spec.name, raw)
+        if spec.repeat_limit:
+            value = _together(spec, flags.get(spec.name, ()) + value)
+        flags[spec.name] = value
     if unknown:
         raise FlagError("error-unknown-flags", flags=", ".join(unknown), known=", ".join("--" + k for k in KNOWN_FLAGS))
-    return ParsedPrompt(prompt=" ".join(prompt.split()), flags=flags)
+    notes: list[Problem] = []
+    if "size" in flags:
+        flags["size"], notes = round_size(flags["size"])
+    return ParsedPrompt(prompt=" ".join(prompt.split()), flags=flags, notes=tuple(notes))
+
+
+def _together(spec: FlagSpec, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """All values of a repeatable flag: at least one, each name once, at most ``repeat_limit``."""
+    flag = "--" + spec.name
+    if not values:
+        raise FlagError("error-flag-missing-value", flag=flag)
+    seen: set[str] = set()
+    for value in values:
+        name = value[0] if isinstance(value, tuple) else value  # (name, weight) or a name
+        if name.lower() in seen:
+            raise FlagError("error-flag-name-twice", flag=flag, value=name)
+        seen.add(name.lower())
+    if len(values) > spec.repeat_limit:
+        raise FlagError("error-flag-too-many", flag=flag, limit=spec.repeat_limit)
+    return values
 
 
 def split_command(text: str) -> tuple[str | None, str]:

@@ -10,7 +10,7 @@ from handlers import admission
 from handlers.context import Ctx
 from handlers.flags import ParsedPrompt, parse_prompt
 from handlers.port import Incoming
-from handlers.requests import build_generation, size_for_aspect, with_changes
+from handlers.requests import build_generation, extras_from_flags, size_for_aspect, with_changes
 from handlers.router import Router
 from storage.records import JobRecord
 
@@ -56,7 +56,7 @@ async def imagine(ctx: Ctx, rest: str, incoming: Incoming) -> None:
         raise UserFacingError("error-needs-image", command="--mask")
     spec = build_generation(prompt=parsed.prompt, flags=parsed.flags, defaults=defaults, model=model,
                             kind=kind, images=images, image_size=image_size)
-    await admission.enqueue(ctx, spec, backend_name)
+    await admission.enqueue(ctx, spec, backend_name, notes=list(parsed.notes))
 
 
 async def replied_job(ctx: Ctx, incoming: Incoming) -> JobRecord | None:
@@ -75,5 +75,6 @@ async def rerun_with_flags(ctx: Ctx, job: JobRecord, parsed: ParsedPrompt) -> No
         side = int((job.spec.width * job.spec.height) ** 0.5)
         w, h = parsed.flags.get("size") or size_for_aspect(parsed.flags["ar"], side)
         changes.update(width=w, height=h)
+    changes.update(extras_from_flags(parsed.flags))
     backend = parsed.flags.get("backend", job.backend)
-    await admission.enqueue(ctx, with_changes(job.spec, **changes), backend, parent=job.id)
+    await admission.enqueue(ctx, with_changes(job.spec, **changes), backend, parent=job.id, notes=list(parsed.notes))

@@ -81,7 +81,9 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
         data.pop(extra, None)
     spec3 = Img2Img.model_validate(data)
     backends = ctx.services.backends
-    backend = job.backend if job.backend in backends and backends[job.backend].supports(spec3) \
+    # A backend that cannot take the variation (zhiqite without a public address for the
+    # picture, say) hands it to the default backend rather than refusing the press.
+    backend = job.backend if job.backend in backends and admission.preflight_ok(backends[job.backend], spec3) \
         else ctx.services.config.default_backend
     if backend != job.backend and isinstance(job.spec, Upscale):
         spec3 = spec3.model_copy(update={"model": ""})  # the tool's model means nothing to a generator

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from engine.backend import ModelInfo
 from engine.errors import UserFacingError, problems_from_validation
-from engine.jobs import MAX_SEED, JobSpec, parse_job_spec
+from engine.jobs import MAX_SEED, MAX_SIDE, MIN_SIDE, JobSpec, parse_job_spec
 
 
 class InvalidRequest(UserFacingError):
@@ -35,6 +35,19 @@ def size_for_aspect(aspect: tuple[int, int], side: int) -> tuple[int, int]:
     width = math.sqrt(area * w / h)
     height = width * h / w
     return max(64, int(round(width / 8)) * 8), max(64, int(round(height / 8)) * 8)
+
+
+def within_limits(width: int, height: int) -> tuple[int, int]:
+    """A computed size scaled down, keeping its shape, until no side passes ``MAX_SIDE``.
+
+    A wide picture at a large default side (an 8:1 panorama at 1024) would otherwise ask
+    for a size the user never typed and be refused for it."""
+    scale = min(1.0, MAX_SIDE / max(width, height))
+
+    def side(v: int) -> int:
+        return max(MIN_SIDE, min(MAX_SIDE, round(v * scale / 8) * 8))
+
+    return side(width), side(height)
 
 
 def parse_aspect(value: Any) -> tuple[int, int] | None:
@@ -79,7 +92,7 @@ def build_generation(
         side = int(defaults.get("side") or model.default_size)
         if aspect is None and image_size is not None:
             aspect = image_size  # keep the picture's shape for img2img and friends
-        width, height = size_for_aspect(aspect or (1, 1), side)
+        width, height = within_limits(*size_for_aspect(aspect or (1, 1), side))
     seed = flags["seed"] if "seed" in flags else secrets.randbelow(MAX_SEED + 1)
     data: dict[str, Any] = {
         "kind": kind,
@@ -95,11 +108,25 @@ def build_generation(
         "style": flags.get("style", defaults.get("style", "")),
         **images,
     }
+    data.update(extras_from_flags(flags))
     if kind in ("img2img", "inpaint") and "strength" in flags:
         data["strength"] = flags["strength"]
     if kind == "controlnet":
         data["control_type"] = flags.get("control")
     return validate(data)
+
+
+def extras_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """The job fields of ``--lora``, ``--vae`` and ``--embedding`` (only those given), for
+    ``build_generation`` and for re-running a job with new flags (``with_changes``)."""
+    fields: dict[str, Any] = {}
+    if "lora" in flags:
+        fields["loras"] = [{"name": name, "weight": weight} for name, weight in flags["lora"]]
+    if "vae" in flags:
+        fields["vae"] = flags["vae"]
+    if "embedding" in flags:
+        fields["embeddings"] = list(flags["embedding"])
+    return fields
 
 
 def validate(data: dict[str, Any]) -> JobSpec:

@@ -18,6 +18,7 @@ from engine.vendors.aiimage import AiImageBackend
 from engine.vendors.jumdata import STYLES, JumdataBackend
 from engine.vendors.paint4 import Paint4Backend
 from engine.vendors.sdapi import SdApiBackend
+from locales import tr
 from tests.backend_events import run, size_of
 from tests.fixtures_models import InMemoryMedia
 from tests.vendor_fakes import image_bytes
@@ -294,14 +295,41 @@ async def test_jumdata_accepts_the_status_written_as_a_string(jumdata):
     assert len(done.images) == 1 and fake.violations == []
 
 
-async def test_jumdata_fake_checks_the_signature(jumdata):
+@pytest.mark.parametrize(("options", "violation"), [
+    ({"app_secret": "wrong-secret"}, "bad sign"),
+    ({"app_id": "app-999"}, "unknown appId"),
+    ({"clock_ms": lambda: 1_000}, "timestamp"),  # this server's clock is far off
+])
+async def test_jumdata_refused_credentials_are_told_as_a_misconfiguration_and_logged_for_the_admin(
+        jumdata, caplog, options, violation):
+    caplog.set_level(logging.INFO)
     fake, _ = jumdata
-    backend = jumdata_backend(fake, app_secret="wrong-secret")
+    app_id = options.pop("app_id", fake.app_id)
+    secret = options.pop("app_secret", fake.app_secret)
+    backend = JumdataBackend(fake.base_url, app_id, secret, retries=1, backoff_base_s=0.001, **options)
+    try:
+        with pytest.raises(BackendError) as e:
+            await run(backend, make_work(Txt2Img(prompt="cat")))
+    finally:
+        await backend.close()
+    assert e.value.key == "error-jumdata-misconfigured" and not e.value.retryable
+    assert tr("en", e.value.key, **e.value.args_) == (
+        "The bot is not set up correctly for jumdata (code 400). Please tell the bot's admin.")
+    assert "管理员" in tr("zh-CN", e.value.key, **e.value.args_)
+    assert fake.violations[0].startswith(violation) and fake.tasks == {}
+    (warning,) = [r for r in caplog.records if r.name.startswith("imagebot") and r.levelno == logging.WARNING]
+    assert "IMAGEBOT_JUMDATA_APP_SECRET" in warning.getMessage()
+    sent = fake.forms[0]
+    for secret_text in (secret, sent["sign"]):
+        assert secret_text not in caplog.text
+
+
+async def test_jumdata_other_bad_parameters_stay_user_errors(jumdata):
+    fake, backend = jumdata
+    fake.submit_code = 400
     with pytest.raises(BackendError) as e:
         await run(backend, make_work(Txt2Img(prompt="cat")))
-    assert e.value.key == "error-jumdata-bad-parameter" and not e.value.retryable
-    assert fake.violations == ["bad sign"]
-    await backend.close()
+    assert e.value.key == "error-jumdata-bad-parameter"
 
 
 async def test_jumdata_refuses_text_over_100_characters_before_calling(jumdata):

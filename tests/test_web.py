@@ -143,3 +143,52 @@ async def test_hub_hands_distinct_payloads_on_in_order_and_resumes_with_a_saved_
 def test_callback_urls_quote_their_parts() -> None:
     assert callback_url("https://bot.example.org/", "zhiqite", "a/b", "t-_") == \
         "https://bot.example.org/callbacks/zhiqite/a%2Fb/t-_"
+
+
+# --- hostile callback bodies ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000,  # the json module's recursion limit
+    b'{"a":' * 50_000,
+    ("[" * 40 + "]" * 40).encode(),  # valid JSON, but deeper than any vendor answer
+    b'{"data": ' + b"[" * 40 + b"1" + b"]" * 40 + b"}",
+    b"[1, 2, 3]",  # not an object
+    b"\xff\xfe not utf-8",
+])
+async def test_a_bad_callback_body_is_a_4xx_and_the_server_keeps_serving(server: Any, body: bytes) -> None:
+    srv, _, hub, client = server
+    token = hub.register("zhiqite", "job-deep")
+    r = await client.post(callback_url(srv.url, "zhiqite", "job-deep", token), content=body)
+    assert r.status_code == 400 and r.json()["code"] == "400"
+    ok = await client.post(callback_url(srv.url, "zhiqite", "job-deep", token), json={"data": {"status": 2}})
+    assert ok.status_code == 200
+    assert await hub.wait("zhiqite", "job-deep", timeout=1) == {"data": {"status": 2}}
+
+
+async def test_a_wrong_token_is_refused_before_the_body_is_parsed(server: Any) -> None:
+    srv, _, hub, client = server
+    token = hub.register("zhiqite", "job-9")
+    forged = callback_url(srv.url, "zhiqite", "job-9", "x" * len(token))
+    # Bodies the parser would refuse with 400: the token check answers first.
+    for body in (b"{not json", b"[" * 100_000):
+        assert (await client.post(forged, content=body)).status_code == 403
+    assert (await client.post(callback_url(srv.url, "zhiqite", "job-nope", token), content=b"{")).status_code == 404
+    assert hub.accepts("zhiqite", "job-9", token) and not hub.accepts("zhiqite", "job-9", token[::-1])
+    with pytest.raises(TimeoutError):
+        await hub.wait("zhiqite", "job-9", timeout=0.01)  # nothing was handed on
+
+
+async def test_a_callback_larger_than_the_limit_is_refused(tmp_path: Any) -> None:
+    media = MediaStore(tmp_path / "media", link_secret=b"web-test-secret")
+    hub = CallbackHub()
+    srv = WebServer(host="127.0.0.1", port=0, media=media, hub=hub, client_max_size=1024)
+    await srv.start()
+    try:
+        token = hub.register("zhiqite", "job-big")
+        async with httpx.AsyncClient() as client:
+            r = await client.post(callback_url(srv.url, "zhiqite", "job-big", token),
+                                  json={"data": "x" * 4096})
+        assert r.status_code == 413
+    finally:
+        await srv.stop()

@@ -21,7 +21,7 @@ from PIL import Image
 from bot.web import WebServer
 from engine.backend import CancelToken, Finished, Progress, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
-from engine.jobs import ControlNet, FaceSwap, Img2Img, Inpaint, Txt2Img, Upscale
+from engine.jobs import ControlNet, FaceSwap, Img2Img, Inpaint, LoraRef, Txt2Img, Upscale
 from engine.vendors.callbacks import CallbackHub
 from engine.vendors.zhiqite import WITHHELD_DELETED, WITHHELD_HIDDEN, ZhiqiteBackend, preview_jpeg
 from locales import tr
@@ -218,12 +218,103 @@ async def test_upscale_refuses_a_picture_above_1536_before_any_call(stack: Stack
     assert stack.fake.submits == []
 
 
-async def test_picture_jobs_need_a_public_address(stack: Stack) -> None:
-    backend = stack.make(public_base_url="")
+def picture_jobs(stack: Stack) -> dict[str, Any]:
     key = stack.media.put(image_bytes())
-    assert backend.supports(Txt2Img(prompt="x"))
-    assert not backend.supports(Img2Img(prompt="x", init_image=key))
-    assert not backend.supports(Upscale(image=key))
+    return {
+        "img2img": Img2Img(prompt="x", init_image=key),
+        "inpaint": Inpaint(prompt="x", init_image=key, mask_image=key),
+        "controlnet": ControlNet(prompt="x", control_image=key, control_type="canny"),
+        "faceswap": FaceSwap(face_image=key, target_image=key),
+        "upscale": Upscale(image=key),
+    }
+
+
+@pytest.mark.parametrize("kind", ["img2img", "inpaint", "controlnet", "faceswap", "upscale"])
+async def test_picture_jobs_without_a_public_address_are_refused_saying_why_before_any_call(
+        stack: Stack, kind: str) -> None:
+    backend = stack.make(public_base_url="")
+    spec = picture_jobs(stack)[kind]
+    assert backend.supports(spec)  # so that check() can say why, instead of a bare "cannot"
+    with pytest.raises(BackendError) as err:
+        backend.check(spec)
+    assert err.value.key == "error-zhiqite-needs-public-url"
+    assert err.value.retryable  # a fallback backend may still take the job
+    assert tr("en", err.value.key, **err.value.args_) == (
+        f"zhiqite can do {kind} jobs only when the bot has a public web address for the pictures "
+        "(the IMAGEBOT_PUBLIC_BASE_URL setting). Please tell the bot's admin.")
+    assert "IMAGEBOT_PUBLIC_BASE_URL" in tr("zh-CN", err.value.key, **err.value.args_)
+    with pytest.raises(BackendError) as again:
+        await run(backend, work_for(stack, spec))
+    assert again.value.key == "error-zhiqite-needs-public-url"
+    assert sum(stack.fake.calls.values()) == 0
+    assert backend.check(Txt2Img(prompt="x")) == []  # txt2img needs no links
+
+
+# --- the API gateway ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("message", "key", "retryable", "says"), [
+    ("Quota Exhausted", "error-zhiqite-quota", False, "used up the zhiqite calls it paid for"),
+    ("Throttled by APP Flow Control", "error-zhiqite-throttled", True, "wait a little"),
+    ("Throttled by API Flow Control", "error-zhiqite-throttled", True, "wait a little"),
+    ("Invalid AppCode `not exists`", "error-zhiqite-auth", False, "credentials were refused"),
+])
+async def test_an_api_gateway_refusal_tells_quota_and_throttling_apart_from_bad_credentials(
+        stack: Stack, caplog: pytest.LogCaptureFixture, message: str, key: str, retryable: bool,
+        says: str) -> None:
+    caplog.set_level(logging.WARNING)
+    stack.fake.gateway_refusals = [message]
+    backend = stack.make(default_model="photon_v1_84728.safetensors")  # the submit is the first call
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert (err.value.key, err.value.retryable, err.value.args_["status"]) == (key, retryable, 403)
+    assert says in tr("en", key, **err.value.args_)
+    assert tr("zh-CN", key, **err.value.args_) != tr("en", key, **err.value.args_)
+    assert stack.fake.tasks == {} and stack.fake.calls_to("text2image") == 1
+    assert message in caplog.text and KEY_SECRET not in caplog.text  # the operator reads why
+
+
+async def test_a_throttled_submit_leaves_no_task_behind_for_a_rerun(stack: Stack) -> None:
+    stack.fake.gateway_refusals = ["Throttled by APP Flow Control"]
+    saved: dict[str, Any] = {}
+
+    async def save(cp: dict[str, Any]) -> None:
+        saved.update(cp)
+
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    with pytest.raises(BackendError):
+        await run(backend, work_for(stack, Txt2Img(prompt="cat"), save_checkpoint=save))
+    assert saved["task_id"] is None  # the gateway refused it: nothing to resume
+
+
+# --- polling through bad answers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("faults", [
+    ["not-json"],
+    ["no-data", "no-status", "not-json"],
+    ["5xx"] * 4,  # more than one query's retries
+    ["throttled", "not-json", "throttled"],
+])
+async def test_unreadable_or_failed_polls_are_asked_again_and_the_job_still_finishes(
+        stack: Stack, faults: list[str]) -> None:
+    stack.fake.bad_queries = list(faults)
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert len(finished.images) == 1 and size_of(finished.images[0].png) == (128, 128)
+    assert stack.fake.bad_queries == []  # every fault was answered
+    assert stack.fake.calls_to("text2image") == 1  # and nothing was submitted twice
+    assert stack.fake.violations == []
+
+
+async def test_a_task_that_only_ever_answers_garbage_is_given_up_after_a_few_polls(stack: Stack) -> None:
+    stack.fake.bad_queries = ["not-json"] * 50
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat")))
+    assert err.value.key == "error-vendor-bad-answer" and not err.value.retryable
+    assert stack.fake.calls_to("queryTaskInfo") == 6  # not one billed poll after another until the timeout
+    assert stack.fake.calls_to("text2image") == 1
 
 
 # --- callbacks ----------------------------------------------------------------------------
@@ -269,6 +360,36 @@ async def test_a_lost_callback_is_caught_by_the_safety_poll(stack: Stack) -> Non
     _, finished = await run(backend, work_for(stack, Txt2Img(prompt="cat")))
     assert len(finished.images) == 1
     assert stack.fake.calls_to("queryTaskInfo") >= 1
+
+
+async def test_while_waiting_for_the_callback_progress_and_previews_are_polled(stack: Stack) -> None:
+    stack.fake.hold_callbacks = asyncio.Event()
+    stack.fake.running_polls = 20  # polls see the task running (with progress) until the callback comes
+    backend = stack.make(use_callbacks=True, callback_poll_interval_s=0.005, callback_poll_max_interval_s=0.01)
+    progress: list[Progress] = []
+    finished: list[Finished] = []
+    async for event in backend.run(work_for(stack, Txt2Img(prompt="cat"), job_id="job-cbp")):
+        if isinstance(event, Finished):
+            finished.append(event)
+            continue
+        progress.append(event)
+        if len([p for p in progress if p.preview]) >= 2:
+            stack.fake.hold_callbacks.set()  # now the vendor finishes and calls back
+    await stack.fake.settle()
+    assert len(finished) == 1 and len(finished[0].images) == 1
+    previews = [p for p in progress if p.preview]
+    assert previews and all(p.preview.startswith(b"\xff\xd8") for p in previews)
+    middle = [p.step for p in progress[1:-1]]
+    assert middle and all(0 < s < 100 for s in middle) and middle == sorted(middle)
+    task_id = last_submit(stack.fake)["alwayson_scripts"]["id_task"]
+    assert stack.fake.callbacks_accepted[task_id] == 1
+    assert stack.fake.calls_to("text2image") == 1 and stack.fake.violations == []
+
+
+def test_callback_mode_polls_for_progress_at_a_modest_rate_by_default() -> None:
+    backend = ZhiqiteBackend("http://127.0.0.1:9/AIGCImgOpenServ", appcode="x")
+    assert 2.0 <= backend.callback_poll_interval_s <= 10.0  # progress within seconds, not a 30 s silence
+    assert backend.callback_poll_max_interval_s <= 60.0
 
 
 async def test_enhance_results_come_by_callback_too(stack: Stack) -> None:
@@ -386,7 +507,7 @@ async def test_catalogues_are_cached_for_their_ttl(stack: Stack) -> None:
     now[0] += 61
     await backend.models()
     assert stack.fake.calls_to("queryModelList") == 2
-    assert await backend.loras() == ["hayasaka_ai_v10_26390"]
+    assert await backend.loras() == ["hayasaka_ai_v10_26390", "film_grain_v2"]  # not the one taken offline
     assert await backend.embeddings() == ["FastNegativeV2", "bad-artist"]
     assert len(await backend.vaes()) == 2
     assert stack.fake.violations == []
@@ -467,3 +588,64 @@ async def test_a_query_that_keeps_failing_for_a_while_does_not_lose_the_task(sta
     finished = [e async for e in events if isinstance(e, Finished)]
     assert len(finished) == 1 and len(finished[0].images) == 1
     assert stack.fake.calls_to("text2image") == 1
+
+
+# --- LoRAs, VAEs, embeddings --------------------------------------------------------------
+
+
+async def test_extras_list_the_lora_vae_and_embedding_catalogues_cached(stack: Stack) -> None:
+    backend = stack.make()
+    extras = await backend.extras()
+    assert [m.name for m in extras["lora"]] == ["hayasaka_ai_v10_26390", "film_grain_v2"]
+    assert extras["lora"][1].title == "Film Grain (SD 1.5)" and extras["lora"][1].backend == "zhiqite"
+    assert [m.name for m in extras["vae"]] == ["k1F8Anime2_k1F8Anime2VAE.ckpt", "vae-ft-mse-840000-ema-pruned.ckpt"]
+    assert [m.name for m in extras["embedding"]] == ["FastNegativeV2", "bad-artist"]
+    await backend.extras()
+    assert [stack.fake.calls_to(c) for c in ("queryLoraList", "queryVaeList", "queryEmbeddingList")] == [1, 1, 1]
+    assert stack.fake.violations == []
+
+
+async def test_loras_a_vae_and_embeddings_go_where_the_document_says(stack: Stack) -> None:
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    spec = Txt2Img(prompt="a girl by the sea", negative_prompt="blurry",
+                   loras=(LoraRef(name="Film Grain", weight=0.7), LoraRef(name="hayasaka_ai_v10_26390")),
+                   vae="vae-ft-mse-840000-ema-pruned", embeddings=("FastNegativeV2.pt", "bad-artist"))
+    _, finished = await run(backend, work_for(stack, spec))
+    assert len(finished.images) == 1
+    body = last_submit(stack.fake)
+    assert body["prompt"] == "a girl by the sea <lora:film_grain_v2:0.7> <lora:hayasaka_ai_v10_26390:1>"
+    assert body["negative_prompt"] == "blurry, FastNegativeV2, bad-artist"
+    assert body["alwayson_scripts"]["sd_vae"] == "vae-ft-mse-840000-ema-pruned.ckpt"
+    assert stack.fake.violations == []
+
+
+@pytest.mark.parametrize(("field", "value", "what", "closest"), [
+    ("loras", (LoraRef(name="film_grain"),), "lora", "film_grain_v2"),
+    ("loras", (LoraRef(name="retired_style"),), "lora", "hayasaka_ai_v10_26390"),  # taken offline
+    ("vae", "vae-ft-mse", "vae", "vae-ft-mse-840000-ema-pruned.ckpt"),
+    ("embeddings", ("bad-artsit",), "embedding", "bad-artist"),
+])
+async def test_an_unknown_extra_is_refused_before_any_paid_call_naming_the_closest(
+        stack: Stack, field: str, value: Any, what: str, closest: str) -> None:
+    backend = stack.make(default_model="photon_v1_84728.safetensors")
+    with pytest.raises(BackendError) as err:
+        await run(backend, work_for(stack, Txt2Img(prompt="cat", **{field: value})))
+    assert (err.value.key, err.value.args_["what"]) == ("error-extra-unknown", what)
+    assert err.value.args_["choices"].split(", ")[0] == closest
+    assert "retired_style" not in err.value.args_["choices"]
+    assert closest in tr("en", err.value.key, **err.value.args_)
+    assert closest in tr("zh-CN", err.value.key, **err.value.args_)
+    assert stack.fake.submits == []
+
+
+async def test_check_refuses_an_unknown_lora_at_once_when_the_catalogue_is_cached(stack: Stack) -> None:
+    backend = stack.make()
+    spec = Txt2Img(prompt="cat", loras=(LoraRef(name="no_such_lora"),))
+    assert backend.check(spec) == []  # nothing cached: check() makes no call; run() will refuse
+    assert sum(stack.fake.calls.values()) == 0
+    await backend.extras()
+    with pytest.raises(BackendError) as err:
+        backend.check(spec)
+    assert err.value.key == "error-extra-unknown"
+    assert backend.check(Txt2Img(prompt="cat", loras=(LoraRef(name="film_grain_v2", weight=-0.5),))) == []
+

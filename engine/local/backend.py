@@ -11,15 +11,26 @@ the run stops at the next step, before the VAE decode.
 Only canny control maps are computed here (``cv2.Canny``); for the other control types
 the given picture is used as the control map as it is (a depth map, a pose skeleton, a
 line drawing...), since their detectors need weights of their own.
+
+LoRAs (``--lora NAME[:WEIGHT]``) are ``.safetensors`` files in ``<models_dir>/lora/``
+(``extras()`` lists them). A job's LoRAs are loaded into the cached pipeline with
+diffusers' ``load_lora_weights`` (one adapter each), weighted with ``set_adapters``, and
+unloaded again when the job ends however it ends, so the next job gets the model as it
+was. diffusers needs the ``peft`` package for this; without it LoRA jobs are refused
+before they are queued. VAEs and embeddings are not supported here: refused likewise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import difflib
+import importlib.util
 import io
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -33,8 +44,8 @@ from engine.backend import (
     ResultImage,
     Work,
 )
-from engine.errors import BackendError, JobCancelled
-from engine.jobs import ControlNet, GenerationSpec, Img2Img, Inpaint, JobSpec, Txt2Img
+from engine.errors import BackendError, JobCancelled, Problem
+from engine.jobs import ControlNet, GenerationBase, GenerationSpec, Img2Img, Inpaint, JobSpec, Txt2Img
 from engine.local.pipelines import PipelineCache
 from engine.local.previews import latents_to_jpeg
 from engine.local.registry import LocalModel, ModelRegistry
@@ -43,6 +54,19 @@ from engine.threads import DeviceThread, Done
 log = logging.getLogger(__name__)
 
 GENERATION_KINDS = ("txt2img", "img2img", "inpaint", "controlnet")
+_ADAPTER_PREFIX = "imagebot_lora_"
+LoraFiles = list[tuple[Path, float]]  # a job's LoRA files and their weights
+
+
+def peft_installed() -> bool:
+    """diffusers loads LoRAs through peft; without it there are no LoRAs here."""
+    return importlib.util.find_spec("peft") is not None
+
+
+def _closest(asked: str, names: list[str]) -> str:
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(asked.lower(), list(by_lower), n=5, cutoff=0.3)
+    return ", ".join(by_lower[c] for c in close) if close else ", ".join(names[:10])
 
 
 def canny_map(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
@@ -84,17 +108,58 @@ class LocalDiffusersBackend:
     def supports(self, spec: JobSpec) -> bool:
         return spec.kind in GENERATION_KINDS
 
+    def check(self, spec: JobSpec) -> list[Problem]:
+        """Refuse, before the job is queued, extras this engine cannot use (see ``_loras_for``)."""
+        self._loras_for(spec)
+        return []
+
     async def models(self) -> list[ModelInfo]:
         return self.registry.infos()
+
+    async def extras(self) -> dict[str, list[ModelInfo]]:
+        """The LoRA files in ``<models_dir>/lora/``; no VAEs or embeddings."""
+        files = await asyncio.to_thread(self.registry.loras)
+        return {
+            "lora": [ModelInfo(name=name, backend=self.name, title=f"LoRA {path.name}") for name, path in files.items()],
+            "vae": [],
+            "embedding": [],
+        }
+
+    def _loras_for(self, spec: JobSpec) -> LoraFiles:
+        """The files of the job's LoRAs with their weights, or a BackendError that says what
+        cannot be used: a VAE or embeddings, an unknown LoRA (naming the closest), no peft."""
+        if not isinstance(spec, GenerationBase):
+            return []
+        if spec.vae:
+            raise BackendError("error-extra-unsupported", backend=self.name, what="vae", value=spec.vae)
+        if spec.embeddings:
+            raise BackendError("error-extra-unsupported", backend=self.name, what="embedding",
+                               value=spec.embeddings[0])
+        if not spec.loras:
+            return []
+        files: LoraFiles = []
+        for ref in spec.loras:
+            path = self.registry.lora_file(ref.name)
+            if path is None:
+                names = list(self.registry.loras())
+                if not names:
+                    raise BackendError("error-extra-none", backend=self.name, what="lora", value=ref.name)
+                raise BackendError("error-extra-unknown", backend=self.name, what="lora", value=ref.name,
+                                   choices=_closest(ref.name, names))
+            files.append((path, ref.weight))
+        if not peft_installed():
+            raise BackendError("error-local-lora-needs-peft", backend=self.name)
+        return files
 
     async def run(self, work: Work) -> AsyncIterator[BackendEvent]:
         spec = work.spec
         if not isinstance(spec, Txt2Img | Img2Img | Inpaint | ControlNet):
             raise BackendError("error-backend-cannot", backend=self.name, kind=spec.kind)
         model = self.registry.get(spec.model or self.default_model)
+        loras = self._loras_for(spec)  # before any work
 
         def generate(emit: Callable[[Progress], None], should_stop: Callable[[], bool]) -> list[ResultImage]:
-            return self._generate(model, spec, work, should_stop, emit)
+            return self._generate(model, spec, work, should_stop, emit, loras)
 
         # aclosing: when our consumer walks away, the stream's own cleanup (stop the worker)
         # runs now, not whenever the inner generator is collected.
@@ -105,14 +170,14 @@ class LocalDiffusersBackend:
     # --- on the worker thread ---------------------------------------------------------
 
     def _generate(self, model: LocalModel, spec: GenerationSpec, work: Work, should_stop: Callable[[], bool],
-                  emit: Callable[[Progress], None]) -> list[ResultImage]:
+                  emit: Callable[[Progress], None], loras: LoraFiles | None = None) -> list[ResultImage]:
         import torch
 
         if should_stop():
             raise JobCancelled()
         inputs = self._inputs(spec, work.media)
         try:
-            return self._diffuse(model, spec, inputs, should_stop, emit, work.parameters)
+            return self._diffuse(model, spec, inputs, should_stop, emit, loras or [], work.parameters)
         except (torch.OutOfMemoryError, RuntimeError) as e:
             if not _is_out_of_memory(e):
                 raise
@@ -122,12 +187,48 @@ class LocalDiffusersBackend:
             raise BackendError("error-out-of-memory", backend=self.name) from None
 
     def _diffuse(self, model: LocalModel, spec: GenerationSpec, inputs: dict[str, Any],
-                 should_stop: Callable[[], bool], emit: Callable[[Progress], None],
+                 should_stop: Callable[[], bool], emit: Callable[[Progress], None], loras: LoraFiles,
                  parameters: Callable[[int | None], str] | None = None) -> list[ResultImage]:
-        import torch
-
         control_type = spec.control_type if isinstance(spec, ControlNet) else ""
         pipe = self.cache.pipeline(model, spec.kind, control_type)
+        loaded = self._load_loras(pipe, model, loras)
+        try:
+            return self._paint(pipe, model, spec, inputs, should_stop, emit, parameters)
+        finally:
+            if loaded:
+                self._unload_loras(pipe)  # the cached pipeline is shared by every later job
+
+    def _load_loras(self, pipe: Any, model: LocalModel, loras: LoraFiles) -> bool:
+        """Load each LoRA file as an adapter and weight them; False when there are none."""
+        if not loras:
+            return False
+        names: list[str] = []
+        try:
+            for path, _weight in loras:
+                name = f"{_ADAPTER_PREFIX}{len(names)}"
+                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+                names.append(name)
+            pipe.set_adapters(names, adapter_weights=[weight for _, weight in loras])
+        except Exception as e:
+            bad = loras[min(len(names), len(loras) - 1)][0]
+            log.warning("LoRA %s could not be loaded into %s: %s", bad.name, model.name, f"{type(e).__name__}: {e}"[:300])
+            self._unload_loras(pipe)
+            raise BackendError("error-local-lora-bad", backend=self.name, value=bad.stem, model=model.name) from None
+        log.info("job LoRAs loaded into %s: %s", model.name, ", ".join(p.stem for p, _ in loras))
+        return True
+
+    def _unload_loras(self, pipe: Any) -> None:
+        try:
+            pipe.unload_lora_weights()
+        except Exception:  # a pipeline we cannot clean must not paint the next job
+            log.warning("LoRA weights could not be unloaded; dropping the cached models", exc_info=True)
+            self.cache.clear()
+
+    def _paint(self, pipe: Any, model: LocalModel, spec: GenerationSpec, inputs: dict[str, Any],
+               should_stop: Callable[[], bool], emit: Callable[[Progress], None],
+               parameters: Callable[[int | None], str] | None) -> list[ResultImage]:
+        import torch
+
         # A fresh scheduler per job: schedulers keep per-run state (step index, sigmas).
         pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
         seeds = spec.image_seeds()
@@ -169,12 +270,12 @@ class LocalDiffusersBackend:
             if nsfw:  # the model's own safety checker blacked it out
                 results.append(ResultImage(png=b"", seed=seed, withheld_reason="withheld-nsfw"))
                 continue
+            buf = io.BytesIO()
             # The final PNG, written once, with its parameters: nothing re-encodes it later.
             info = None
             if parameters is not None:
                 info = PngImagePlugin.PngInfo()
                 info.add_itxt("parameters", parameters(seed))
-            buf = io.BytesIO()
             image.save(buf, format="PNG", pnginfo=info)
             results.append(ResultImage(png=buf.getvalue(), seed=seed, stamped=info is not None))
         return results

@@ -12,6 +12,10 @@ is the user's home; anything else that is not an existing folder is a hub id. A 
 in the file (unknown field, new entry without ``source``, unknown family) stops start-up
 with a ``ValueError`` that names the entry: it is the operator's error, not a user's.
 
+LoRAs are ``.safetensors`` files in ``<models_dir>/lora/``; a LoRA's name is its file name
+without the extension (``--lora film_grain`` is ``lora/film_grain.safetensors``). Names
+are looked up in that folder's listing, never joined into a path.
+
 This module imports without torch.
 """
 
@@ -81,9 +85,14 @@ def _resolve(source: str, base: Path) -> str:
     return source
 
 
+LORA_SUBDIR = "lora"
+LORA_SUFFIX = ".safetensors"
+
+
 class ModelRegistry:
     def __init__(self, models_dir: Path, models_file: Path | None = None) -> None:
         self.models_dir = Path(models_dir)
+        self.lora_dir = self.models_dir / LORA_SUBDIR
         self._models: dict[str, LocalModel] = {m.name: m for m in BUILTIN}
         demo = self.models_dir / "demo"
         self._models["demo"] = LocalModel(
@@ -132,3 +141,19 @@ class ModelRegistry:
 
     def infos(self) -> list[ModelInfo]:
         return [m.info() for m in self._models.values()]
+
+    def loras(self) -> dict[str, Path]:
+        """LoRA name -> file, for every ``*.safetensors`` in ``lora_dir`` (sorted by name)."""
+        if not self.lora_dir.is_dir():
+            return {}
+        files = sorted(p for p in self.lora_dir.iterdir()
+                       if p.suffix == LORA_SUFFIX and p.is_file() and not p.name.startswith("."))
+        return {p.stem: p for p in files}
+
+    def lora_file(self, name: str) -> Path | None:
+        """The file of the LoRA called ``name`` (exact, else ignoring case), or None."""
+        found = self.loras()
+        if name in found:
+            return found[name]
+        by_lower = {stem.lower(): path for stem, path in found.items()}
+        return by_lower.get(name.lower())

@@ -40,7 +40,7 @@ def callback_url(base_url: str, vendor: str, job_id: str, token: str) -> str:
 def _fingerprint(payload: Any) -> str:
     try:
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raw = repr(payload)
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -85,6 +85,14 @@ class CallbackHub:
     def knows(self, vendor: str, job_id: str) -> bool:
         key = (vendor, job_id)
         return key in self._pending or key in self._recent
+
+    def accepts(self, vendor: str, job_id: str, token: str) -> bool:
+        """Whether ``token`` is the one for this task (waited for, or recently finished):
+        the web server asks before it reads a callback's body. Constant time; no logging."""
+        key = (vendor, job_id)
+        entry = self._pending.get(key)
+        expected = entry.token if entry is not None else self._recent.get(key)
+        return expected is not None and hmac.compare_digest(expected.encode(), str(token).encode())
 
     def deliver(self, vendor: str, job_id: str, token: str, payload: dict[str, Any]) -> bool:
         """Called by the web server. True when the token is right (the vendor may stop

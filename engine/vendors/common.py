@@ -11,7 +11,8 @@ wire format; this module owns the parts that must behave the same everywhere:
   its size, check that it decodes, and hand back PNG bytes.
 * ``VendorLimits.check_or_map``: before any call, map a job onto what the vendor can honour
   (nearest size, fewer images, clamped steps...) and report each change as a ``Problem``
-  note, or refuse with ``UserFacingError("error-vendor-cannot", reason=...)``.
+  note, or refuse with ``UserFacingError("error-vendor-cannot", reason=...)``. A LoRA, VAE
+  or embedding the vendor cannot take is refused with ``error-extra-unsupported``.
 * ``poll_until`` / ``polling``: bounded, cancellable polling with backoff for submit+query
   vendors.
 
@@ -449,9 +450,18 @@ class VendorLimits:
     default_style: str = ""
     models: tuple[str, ...] = ()  # names a vendor takes on the wire; empty: no model choice
     default_model: str = ""
+    # Which of a job's extras ("lora", "vae", "embedding") the vendor takes; the rest are refused.
+    extras: tuple[str, ...] = ()
 
     def cannot(self, reason: str, **args: Any) -> UserFacingError:
         return UserFacingError("error-vendor-cannot", backend=self.backend, reason=reason, **args)
+
+    def refuse_extras(self, spec: Any) -> None:
+        """Refuse, before any call, a LoRA, VAE or embedding this vendor cannot take."""
+        used = spec.extras_used() if hasattr(spec, "extras_used") else []
+        for what, name in used:
+            if what not in self.extras:
+                raise UserFacingError("error-extra-unsupported", backend=self.backend, what=what, value=name)
 
     def _note(self, notes: list[Problem], what: str, asked: Any, used: Any) -> None:
         notes.append(Problem("vendor-note-mapped", {"backend": self.backend, "what": what,
@@ -487,6 +497,7 @@ class VendorLimits:
         kind = getattr(spec, "kind", "")
         if kind not in self.kinds:
             raise self.cannot("kind", value=kind)
+        self.refuse_extras(spec)
 
         prompt = spec.prompt.strip()
         if self.max_prompt_chars is not None and len(prompt) > self.max_prompt_chars:

@@ -11,6 +11,12 @@ Every answer carries code/msg/taskNo/charge; each documented code has its own me
 key. The task id is checkpointed right after submit, so a restarted job polls the same
 task instead of paying for a second one.
 
+The document gives no code of its own for a refused signature: it answers 400
+"parameter error" with a ``msg`` that names the sign, the appId or the timestamp. That is
+the operator's mistake (a wrong app secret or id, a server clock that is off), not the
+user's: it becomes ``error-jumdata-misconfigured`` ("ask the admin") and a WARNING that
+says which setting to check (never the secret or the signature).
+
 The document calls the body "application/form-data" (not a real media type); we send
 ``application/x-www-form-urlencoded`` and the fake accepts that and multipart alike. It
 writes the query status both as a number and as a quoted "1"; both are accepted.
@@ -83,10 +89,19 @@ CODES: dict[int, tuple[str, bool]] = {
     999: ("error-jumdata-other", False),
 }
 OK = 200
+BAD_PARAMETER = 400
+# What a 400 answer's msg says when the common parameters (our credentials) were refused.
+_CREDENTIAL_WORDS = ("sign", "签名", "appid", "app_id", "timestamp", "时间戳")
 
 
 def sign(app_id: str, app_secret: str, timestamp: str) -> str:
     return hashlib.sha256(f"{app_id}{app_secret}{timestamp}".encode()).hexdigest()
+
+
+def _names_credentials(msg: Any) -> bool:
+    """Whether a 400 answer's msg is about the common parameters (sign, appId, timestamp)."""
+    text = str(msg or "").lower().replace(" ", "")
+    return any(word in text for word in _CREDENTIAL_WORDS)
 
 
 class JumdataBackend(LimitedBackend):
@@ -163,10 +178,15 @@ class JumdataBackend(LimitedBackend):
         except (TypeError, ValueError):
             raise self.http.error("error-vendor-bad-answer") from None
         if code != OK:
+            task_no = str(answer.get("taskNo", ""))[:40]
+            if code == BAD_PARAMETER and _names_credentials(answer.get("msg")):
+                log.warning("jumdata %s: the request signature was refused (code %d, taskNo %s): check "
+                            "IMAGEBOT_JUMDATA_APP_ID, IMAGEBOT_JUMDATA_APP_SECRET and this server's clock",
+                            path, code, task_no)
+                raise self.http.error("error-jumdata-misconfigured", code=code)
             key, retryable = CODES.get(code, CODES[999])
             # taskNo identifies the request to jumdata support; msg is theirs, not shown.
-            log.warning("jumdata %s: code %d (taskNo %s, charged %s)", path, code,
-                        str(answer.get("taskNo", ""))[:40], answer.get("charge"))
+            log.warning("jumdata %s: code %d (taskNo %s, charged %s)", path, code, task_no, answer.get("charge"))
             raise self.http.error(key, retryable=retryable, code=code)
         data = answer.get("data")
         if not isinstance(data, dict):

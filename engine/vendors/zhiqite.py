@@ -44,9 +44,35 @@ Where the document contradicts itself, both forms are accepted and the choice is
 * queryVaeList marks the ``vaeFileName`` filter required; we list without it (a filter
   of "" could match nothing), like the other catalogues.
 
+Extras (``extras()``: the LoRA, VAE and embedding catalogues, cached like the model list).
+A job's names are checked against them before any paid call (``check`` does it when the
+catalogues are cached, ``run`` always): an unknown name is refused naming the closest
+ones. Then, as the document says, each LoRA goes into the prompt as
+``<lora:sdLoraFileSimplifyName:WEIGHT>``, the VAE into ``sd_vae`` (its ``vaeFileName``) and
+each embedding's ``embeddingSimplifyName`` into ``negative_prompt``. A user may type a
+LoRA by its simplified name, file name or title, a VAE with or without its extension.
+
 Callbacks: when a public base URL and a ``CallbackHub`` are configured, sd tasks and
-enhance carry ``callbackUrl`` with a per-task token, and a slow poll is the safety net.
-roop documents no callbackUrl, so it is always polled.
+enhance carry ``callbackUrl`` with a per-task token. While waiting for it the task is
+still asked for its progress at a modest rate (``callback_poll_interval_s``, backing off
+to ``callback_poll_max_interval_s``), so users see the same progress and previews as in
+poll mode; those polls are also the safety net for a lost callback. roop documents no
+callbackUrl, so it is always polled.
+
+Pictures travel as links to our own web server, so every kind but txt2img needs
+``public_base_url``. Without it such a job is refused before any call with
+``error-zhiqite-needs-public-url`` (an admin matter; retryable, so a fallback backend
+may take the job).
+
+Polling is idempotent and the task goes on (paid) at zhiqite whatever one answer looks
+like: an unreadable answer (not JSON, fields missing), a 5xx or a throttled call is asked
+again later, with backoff, within the task timeout; only ``_MAX_BAD_ANSWERS`` unreadable
+answers in a row end the job.
+
+The API gateway answers 403 with an ``X-Ca-Error-Message`` header before zhiqite sees a
+call: "Quota Exhausted" (the purchased calls are used up: ``error-zhiqite-quota``),
+"Throttled by ... Flow Control" (too many calls right now: ``error-zhiqite-throttled``,
+retryable), anything else (a bad AppCode, key or signature: ``error-zhiqite-auth``).
 
 Moderated pictures (image_status 2, img_audit_status false) are *not* downloaded; they
 become ``ResultImage(png=b"", withheld_reason=<locale key>)`` so the user is told why and
@@ -63,6 +89,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import difflib
 import io
 import logging
 import random
@@ -78,7 +105,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled, Problem
-from engine.jobs import CONTROL_TYPES, JobSpec
+from engine.jobs import CONTROL_TYPES, EXTRA_KINDS, GenerationBase, JobSpec
 from engine.vendors.callbacks import callback_url
 from engine.vendors.common import Mapped, VendorHttp, VendorLimits, sanitize_vendor_text
 
@@ -132,6 +159,48 @@ _MAX_PREVIEW_B64 = 12 * 1024 * 1024
 _MAX_PREVIEW_PIXELS = 16 * 1024 * 1024
 _PAGE_SIZE = 50
 _MAX_PAGES = 20
+# Unreadable query answers in a row before a job is given up (each poll is billed).
+_MAX_BAD_ANSWERS = 6
+
+
+# Which catalogue lists each kind of extra.
+EXTRA_CATALOGUES = {"lora": "loras", "vae": "vaes", "embedding": "embeddings"}
+_CLOSEST = 5
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """A job's extras as zhiqite names them."""
+
+    loras: tuple[tuple[str, float], ...] = ()
+    vae: str = ""
+    embeddings: tuple[str, ...] = ()
+
+
+def _extra_row(what: str, row: dict[str, Any]) -> tuple[str, set[str]] | None:
+    """(the name zhiqite takes, the lower-case names a user may type) of one catalogue row,
+    or None for a row that cannot be used (no name, or a LoRA taken offline)."""
+    if what == "lora":
+        name = row.get("sdLoraFileSimplifyName")
+        if _int_or_none(row.get("loraStatus")) == 0:
+            return None
+        typed = [name, row.get("sdLoraFileName"), row.get("sdLoraName")]
+    elif what == "vae":
+        name = row.get("vaeFileName")
+        typed = [name, str(name or "").rsplit(".", 1)[0]]
+    else:
+        name = row.get("embeddingSimplifyName")
+        typed = [name, row.get("embeddingName")]
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return name.strip(), {str(t).strip().lower() for t in typed if t and str(t).strip()}
+
+
+def _closest(asked: str, names: list[str]) -> str:
+    """The catalogue names nearest to ``asked`` (or the first few), for a refusal."""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(asked.lower(), list(by_lower), n=_CLOSEST, cutoff=0.3)
+    return ", ".join(by_lower[c] for c in close) if close else ", ".join(names[: _CLOSEST * 2])
 
 
 # --- what a poll or a callback says ------------------------------------------------------
@@ -238,8 +307,8 @@ class ZhiqiteBackend:
         task_timeout_s: float = 600.0,
         poll_interval_s: float = 2.0,
         poll_max_interval_s: float = 15.0,
-        callback_poll_interval_s: float = 30.0,
-        callback_poll_max_interval_s: float = 120.0,
+        callback_poll_interval_s: float = 5.0,
+        callback_poll_max_interval_s: float = 30.0,
         catalogue_ttl_s: float = 600.0,
         concurrency: int = 50,
         retries: int = 2,
@@ -278,6 +347,7 @@ class ZhiqiteBackend:
         self.limits = VendorLimits(
             backend=self.name, kinds=GENERATION_KINDS, max_n=4, max_side=MAX_SIDE, steps_range=(1, 150),
             cfg_range=(1.0, 30.0), strength_range=(0.0, 1.0), negative_prompt=True, seed=True,
+            extras=EXTRA_KINDS,
         )
         self.http = VendorHttp(
             self.name, base_url, timeout_s=timeout_s, retries=retries, backoff_base_s=backoff_base_s,
@@ -316,16 +386,28 @@ class ZhiqiteBackend:
     # --- the Backend protocol -----------------------------------------------------------
 
     def supports(self, spec: JobSpec) -> bool:
-        if spec.kind == "txt2img":
-            return True
-        # Every other kind sends pictures as links to our own web server.
-        return bool(self.public_base_url) and spec.kind in GENERATION_KINDS + TOOL_KINDS
+        # Kinds that need a public base URL are "supported" even without one, so that
+        # ``check`` can tell why they are refused (an admin matter) instead of a bare "cannot".
+        return spec.kind in GENERATION_KINDS + TOOL_KINDS
 
     def check(self, spec: JobSpec) -> list[Problem]:
         """Notes about values mapped to what zhiqite takes (a size above 1024...), or a refusal."""
+        self._refuse_without_public_url(spec)
         if spec.kind in TOOL_KINDS:
             return []
-        return self._map(spec)[1]
+        notes = self._map(spec)[1]
+        if isinstance(spec, GenerationBase) and spec.extras_used():
+            rows = {what: self._cached(EXTRA_CATALOGUES[what]) for what, _ in spec.extras_used()}
+            if all(r is not None for r in rows.values()):  # else run() checks, still before any paid call
+                self._extras_from(spec, {what: r or [] for what, r in rows.items()})
+        return notes
+
+    def _refuse_without_public_url(self, spec: JobSpec) -> None:
+        """Every kind but txt2img sends pictures as links to our own web server."""
+        if spec.kind != "txt2img" and not self.public_base_url:
+            # Retryable: another backend (a fallback) can still do the job.
+            raise BackendError("error-zhiqite-needs-public-url", retryable=True, backend=self.name,
+                               kind=spec.kind)
 
     async def models(self) -> list[ModelInfo]:
         rows = [r for r in await self.catalogue("models") if self._usable(r)]
@@ -362,18 +444,68 @@ class ZhiqiteBackend:
             self._catalogue_cache[which] = (self._clock() + self.catalogue_ttl_s, rows)
             return rows
 
+    def _cached(self, which: str) -> list[dict[str, Any]] | None:
+        """A catalogue's rows if they are cached and fresh; None otherwise (no call)."""
+        cached = self._catalogue_cache.get(which)
+        return cached[1] if cached is not None and cached[0] > self._clock() else None
+
+    async def _names(self, what: str) -> list[str]:
+        rows = await self.catalogue(EXTRA_CATALOGUES[what])
+        return [found[0] for found in (_extra_row(what, r) for r in rows) if found]
+
     async def loras(self) -> list[str]:
         """LoRA names as they go into a prompt (``<lora:NAME:0.8>``)."""
-        return [str(r["sdLoraFileSimplifyName"]) for r in await self.catalogue("loras")
-                if r.get("sdLoraFileSimplifyName") and r.get("loraStatus", 1) != 0]
+        return await self._names("lora")
 
     async def vaes(self) -> list[str]:
-        return [str(r["vaeFileName"]) for r in await self.catalogue("vaes") if r.get("vaeFileName")]
+        return await self._names("vae")
 
     async def embeddings(self) -> list[str]:
         """Embedding names as they go into a negative prompt."""
-        return [str(r["embeddingSimplifyName"]) for r in await self.catalogue("embeddings")
-                if r.get("embeddingSimplifyName")]
+        return await self._names("embedding")
+
+    async def extras(self) -> dict[str, list[ModelInfo]]:
+        """What ``--lora``, ``--vae`` and ``--embedding`` may name here (cached catalogues)."""
+        out: dict[str, list[ModelInfo]] = {}
+        for what, which in EXTRA_CATALOGUES.items():
+            infos: list[ModelInfo] = []
+            for row in await self.catalogue(which):
+                found = _extra_row(what, row)
+                if found is None:
+                    continue
+                title = str(row.get("sdLoraName") or found[0]).strip() if what == "lora" else found[0]
+                base = str(row.get("loraBaseModel") or "").strip()
+                infos.append(ModelInfo(name=found[0], backend=self.name, title=f"{title} ({base})" if base else title,
+                                       kinds=GENERATION_KINDS, nsfw=_int_or_none(row.get("isAdult")) == 1))
+            out[what] = infos
+        return out
+
+    def _resolve(self, what: str, asked: str, rows: list[dict[str, Any]]) -> str:
+        """The catalogue name for ``asked``, or a refusal naming the closest ones."""
+        usable = [found for found in (_extra_row(what, r) for r in rows) if found]
+        low = asked.strip().lower()
+        for name, typed in usable:
+            if low in typed:
+                return name
+        names = [name for name, _ in usable]
+        if not names:
+            raise BackendError("error-extra-none", backend=self.name, what=what, value=asked)
+        raise BackendError("error-extra-unknown", backend=self.name, what=what, value=asked,
+                           choices=_closest(asked, names))
+
+    def _extras_from(self, spec: GenerationBase, rows: dict[str, list[dict[str, Any]]]) -> _Extras:
+        return _Extras(
+            loras=tuple((self._resolve("lora", ref.name, rows["lora"]), ref.weight) for ref in spec.loras),
+            vae=self._resolve("vae", spec.vae, rows["vae"]) if spec.vae else "",
+            embeddings=tuple(self._resolve("embedding", name, rows["embedding"]) for name in spec.embeddings),
+        )
+
+    async def _resolve_extras(self, spec: GenerationBase) -> _Extras:
+        """The job's extras checked against the live catalogues (before any paid call)."""
+        rows: dict[str, list[dict[str, Any]]] = {"lora": [], "vae": [], "embedding": []}
+        for what in {what for what, _ in spec.extras_used()}:
+            rows[what] = await self.catalogue(EXTRA_CATALOGUES[what])
+        return self._extras_from(spec, rows)
 
     @staticmethod
     def _usable(row: dict[str, Any]) -> bool:
@@ -427,10 +559,7 @@ class ZhiqiteBackend:
                                        idempotent=idempotent, pass_4xx=True)
         status = resp.status_code
         if status in (401, 403):
-            # The API gateway says why in a header (no secret in it); the body may be empty.
-            log.warning("zhiqite %s -> %d (%s)", path, status,
-                        sanitize_vendor_text(resp.headers.get("X-Ca-Error-Message", ""), 80))
-            raise self.http.error("error-zhiqite-auth", status=status)
+            raise self._gateway_refusal(path, status, resp.headers.get("X-Ca-Error-Message", ""))
         if status == 429:
             raise self.http.error("error-vendor-rate-limited", retryable=True, status=status)
         try:
@@ -444,6 +573,23 @@ class ZhiqiteBackend:
                 raise self.http.error("error-vendor-rejected", status=status)
             raise self.http.error("error-vendor-bad-answer")
         return self._data_of(answer, path)
+
+    def _gateway_refusal(self, path: str, status: int, message: str) -> BackendError:
+        """What the API gateway's 401/403 means, from its ``X-Ca-Error-Message`` header."""
+        said = sanitize_vendor_text(message, 80)
+        for secret in (self._appcode, self._key_secret, self._key_id):
+            if secret:
+                said = said.replace(secret, "***")
+        low = said.lower()
+        if "quota exhausted" in low:
+            log.warning("zhiqite %s -> %d (%s): the purchased calls are used up; buy more on the API market",
+                        path, status, said)
+            return self.http.error("error-zhiqite-quota", status=status)
+        if "throttled" in low or "flow control" in low:
+            log.warning("zhiqite %s -> %d (%s): throttled by the API gateway", path, status, said)
+            return self.http.error("error-zhiqite-throttled", retryable=True, status=status)
+        log.warning("zhiqite %s -> %d (%s): check the AppCode or access keys", path, status, said)
+        return self.http.error("error-zhiqite-auth", status=status)
 
     def _data_of(self, answer: dict[str, Any], where: str) -> dict[str, Any]:
         code = str(answer.get("code", "")).strip()  # "200" in the document; 200 taken too
@@ -471,10 +617,15 @@ class ZhiqiteBackend:
             "output_image_format": self.output_format,
         }
 
-    def _sd_body(self, m: Mapped, task_id: str, checkpoint: str, cb_url: str | None) -> dict[str, Any]:
+    def _sd_body(self, m: Mapped, task_id: str, checkpoint: str, cb_url: str | None,
+                 extras: _Extras = _Extras()) -> dict[str, Any]:
+        # The document: LoRAs by sdLoraFileSimplifyName in the prompt, embeddings by
+        # embeddingSimplifyName in negative_prompt, the VAE in sd_vae.
+        prompt = " ".join([m.prompt, *(f"<lora:{name}:{weight:g}>" for name, weight in extras.loras)])
+        negative = ", ".join(part for part in (m.negative_prompt.strip(), *extras.embeddings) if part)
         body: dict[str, Any] = {
-            "prompt": m.prompt,
-            "negative_prompt": m.negative_prompt,
+            "prompt": prompt,
+            "negative_prompt": negative,
             "n_iter": 1,
             "batch_size": m.n,  # images = n_iter x batch_size; one batch is fastest
             "steps": m.steps,
@@ -487,6 +638,8 @@ class ZhiqiteBackend:
             "enable_hr": False,
             self.scripts_field: self._scripts(task_id, checkpoint),
         }
+        if extras.vae:
+            body[self.scripts_field]["sd_vae"] = extras.vae
         if cb_url:
             body["callbackUrl"] = cb_url
         return body
@@ -527,8 +680,9 @@ class ZhiqiteBackend:
             return TOOL_SUBMIT.format(code="enhance"), body
 
         m, _notes = self._map(spec)
+        extras = await self._resolve_extras(spec)
         checkpoint = await self._checkpoint_for(spec.model)
-        body = self._sd_body(m, task_id, checkpoint, cb_url)
+        body = self._sd_body(m, task_id, checkpoint, cb_url, extras)
         scripts = body[self.scripts_field]
         if spec.kind in ("img2img", "inpaint"):
             scripts["image_link"] = work.media.public_url(spec.init_image)
@@ -650,10 +804,11 @@ class ZhiqiteBackend:
 
     async def run(self, work: Work) -> AsyncIterator[BackendEvent]:
         spec = work.spec
-        if spec.kind in GENERATION_KINDS:
-            self._map(spec)  # refuse before any call
-        elif spec.kind not in TOOL_KINDS:
+        if spec.kind not in GENERATION_KINDS + TOOL_KINDS:
             raise self.limits.cannot("kind", value=spec.kind)
+        self._refuse_without_public_url(spec)  # before any call
+        if spec.kind in GENERATION_KINDS:
+            self._map(spec)
         kind = spec.kind
         use_callback = self.use_callbacks and kind != "faceswap"  # roop documents no callbackUrl
         cp = work.checkpoint
@@ -722,8 +877,8 @@ class ZhiqiteBackend:
         try:
             data = await self._call(path, body, idempotent=False)
         except BackendError as e:
-            if not e.retryable:
-                # The vendor said no: this task id is dead; a re-run starts a fresh one.
+            if not e.retryable or e.key == "error-zhiqite-throttled":
+                # The vendor (or its gateway) said no: this task id is dead; a re-run starts a fresh one.
                 await work.remember(task_id=None, submitted=False)
             raise
         answered = data.get("task_id") or data.get("businessTaskId")
@@ -759,10 +914,13 @@ class ZhiqiteBackend:
         max_interval = self.callback_poll_max_interval_s if callback else self.poll_max_interval_s
         heard = False  # at least one answer (poll or callback) before giving up
         step = 0
+        bad_answers = 0  # unreadable query answers in a row
         while True:
             now = time.monotonic()
             if heard and now >= deadline:
                 log.warning("zhiqite job %s: no result after %.0fs, giving up", work.job_id, self.task_timeout_s)
+                if bad_answers:
+                    raise self.http.error("error-vendor-bad-answer")
                 raise self.http.error("error-vendor-timeout", retryable=False)
             pause = max(0.0, min(interval * random.uniform(0.9, 1.1), deadline - now))
             payload = await self._pause(work, pause, callback)
@@ -780,12 +938,19 @@ class ZhiqiteBackend:
                 try:
                     outcome = await self._query(kind, task_id)
                 except BackendError as e:
-                    if not e.retryable:
+                    unreadable = e.key == "error-vendor-bad-answer"
+                    if not (e.retryable or unreadable):
                         raise
-                    # The task goes on at zhiqite whatever our connection does: keep asking
-                    # (backing off) until the task deadline.
+                    bad_answers = bad_answers + 1 if unreadable else 0
+                    if bad_answers >= _MAX_BAD_ANSWERS:
+                        log.warning("zhiqite job %s: %d unreadable answers in a row, giving up",
+                                    work.job_id, bad_answers)
+                        raise
+                    # The task goes on at zhiqite whatever one answer or our connection looks
+                    # like: keep asking (backing off) until the task deadline.
                     log.warning("zhiqite job %s: query failed (%s), asking again later", work.job_id, e.key)
                     continue
+                bad_answers = 0
             if isinstance(outcome, _Probe):
                 outcome = await self._probe(outcome)
             if isinstance(outcome, _Done):

@@ -16,3 +16,23 @@ error-local-input-gone = The { $what ->
    *[other] picture
 } for this job is no longer stored. Please send it again.
 withheld-nsfw = the model's safety checker
+
+## Extras: LoRAs, VAEs and embeddings ($what is lora, vae or embedding; $value the name asked)
+
+error-extra-unsupported = { $backend } cannot use { $what ->
+        [lora] LoRAs
+        [vae] a VAE
+       *[embedding] embeddings
+    } (you asked for “{ $value }”). Leave out --{ $what }, or choose another backend with --backend.
+error-extra-unknown = { $backend } has no { $what ->
+        [lora] LoRA
+        [vae] VAE
+       *[embedding] embedding
+    } “{ $value }”. The closest: { $choices }
+error-extra-none = { $backend } has no { $what ->
+        [lora] LoRAs
+        [vae] VAEs
+       *[embedding] embeddings
+    } to choose from, so “{ $value }” cannot be used.
+error-local-lora-needs-peft = The local engine cannot load LoRAs because the peft package is not installed. Please tell the bot's admin.
+error-local-lora-bad = The LoRA “{ $value }” could not be loaded into { $model } (a LoRA for another kind of model, or a damaged file).

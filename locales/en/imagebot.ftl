@@ -127,7 +127,12 @@ error-flag-repeated = { $flag } is given twice.
 error-flag-missing-value = { $flag } needs a value.
 error-unknown-flags = Unknown flag(s): { $flags }. Known flags: { $known }.
 error-flag-console-only = { $flag } works only in the console. Attach the picture instead.
+error-flag-lora = { $flag } takes NAME or NAME:WEIGHT with a weight from -2 to 2 (e.g. --lora film_grain:0.7), not “{ $value }”.
+error-flag-extra-name = { $flag } needs a name without < > : / \ | that does not start with a dot, not “{ $value }”.
+error-flag-name-twice = { $flag } names “{ $value }” twice.
+error-flag-too-many = { $flag } takes at most { $limit } names.
 error-aspect-too-extreme = The aspect { $value } is too extreme (at most 4:1).
+note-size-rounded = Sizes must be multiples of 8: { $asked } became { $used }.
 
 error-too-long = { $field } is too long ({ $value }); the limit is { $limit }.
 error-too-short = { $field } is too short.
@@ -150,6 +155,11 @@ error-image-too-many-pixels = The { $what ->
     [face] face photo
    *[other] picture
 } is too large ({ $width }×{ $height }); at most 4096×4096.
+error-image-too-thin = The { $what ->
+    [mask] mask
+    [face] face photo
+   *[other] picture
+} is { $width }×{ $height } pixels: too thin to work with. Its long side may be at most { $ratio } times its short side.
 error-image-corrupt = The { $what ->
     [mask] mask
     [face] face photo

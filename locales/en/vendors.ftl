@@ -60,6 +60,7 @@ error-sdapi-failed = The Stable Diffusion server could not make the picture: { $
 error-jumdata-task-unknown = jumdata does not know this task any more (code { $code }).
 error-jumdata-moderation = jumdata blocked the prompt by its content rules (code { $code }). Please change the wording.
 error-jumdata-bad-parameter = jumdata rejected a parameter of the request (code { $code }).
+error-jumdata-misconfigured = The bot is not set up correctly for jumdata (code { $code }). Please tell the bot's admin.
 error-jumdata-wrong-path = The jumdata address is wrong; please tell the bot's admin (code { $code }).
 error-jumdata-maintenance = jumdata is under maintenance (code { $code }). Please try again later.
 error-jumdata-not-enabled = The jumdata drawing service is not enabled for this bot; please tell the bot's admin (code { $code }).

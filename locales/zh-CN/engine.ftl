@@ -16,3 +16,23 @@ error-local-input-gone = 这个任务所需的{ $what ->
    *[other] 图片
 }已不在存储中，请重新发送。
 withheld-nsfw = 模型的安全检查器
+
+## 附加模型：LoRA、VAE 和 embedding（$what 为 lora、vae 或 embedding；$value 为所填名称）
+
+error-extra-unsupported = { $backend } 不能使用{ $what ->
+        [lora] LoRA
+        [vae] VAE
+       *[embedding] embedding
+    }（你填写了“{ $value }”）。请去掉 --{ $what }，或用 --backend 换一个后端。
+error-extra-unknown = { $backend } 没有名为“{ $value }”的{ $what ->
+        [lora] LoRA
+        [vae] VAE
+       *[embedding] embedding
+    }。最接近的有：{ $choices }
+error-extra-none = { $backend } 没有可选的{ $what ->
+        [lora] LoRA
+        [vae] VAE
+       *[embedding] embedding
+    }，因此无法使用“{ $value }”。
+error-local-lora-needs-peft = 本地引擎无法加载 LoRA：没有安装 peft 软件包。请告诉机器人的管理员。
+error-local-lora-bad = 无法把 LoRA“{ $value }”加载到 { $model }（可能是为其他类型模型制作的 LoRA，或文件已损坏）。

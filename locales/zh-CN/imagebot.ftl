@@ -123,7 +123,12 @@ error-flag-repeated = { $flag } 重复出现了。
 error-flag-missing-value = { $flag } 需要一个值。
 error-unknown-flags = 未知参数：{ $flags }。可用参数：{ $known }。
 error-flag-console-only = { $flag } 只能在控制台使用，请直接附上图片。
+error-flag-lora = { $flag } 的写法是 名称 或 名称:权重（权重在 -2 到 2 之间，例如 --lora film_grain:0.7），而不是“{ $value }”。
+error-flag-extra-name = { $flag } 需要一个不含 < > : / \ |、也不以点开头的名称，而不是“{ $value }”。
+error-flag-name-twice = { $flag } 把“{ $value }”写了两次。
+error-flag-too-many = { $flag } 最多只能写 { $limit } 个名称。
 error-aspect-too-extreme = 宽高比 { $value } 太极端了（最多 4:1）。
+note-size-rounded = 尺寸须为 8 的倍数：{ $asked } 已改为 { $used }。
 
 error-too-long = { $field } 太长了（{ $value }），上限是 { $limit }。
 error-too-short = { $field } 太短了。
@@ -146,6 +151,11 @@ error-image-too-many-pixels = { $what ->
     [face] 人脸照片
    *[other] 图片
 }尺寸太大（{ $width }×{ $height }），最多 4096×4096。
+error-image-too-thin = { $what ->
+    [mask] 蒙版
+    [face] 人脸照片
+   *[other] 图片
+}是 { $width }×{ $height } 像素，太细长了：长边最多只能是短边的 { $ratio } 倍。
 error-image-corrupt = 无法读取这张{ $what ->
     [mask] 蒙版
     [face] 人脸照片

@@ -60,6 +60,7 @@ error-sdapi-failed = Stable Diffusion 服务器未能生成图片：{ $detail }
 error-jumdata-task-unknown = 聚美智数找不到这个任务了（代码 { $code }）。
 error-jumdata-moderation = 提示词未通过聚美智数的内容审核（代码 { $code }），请修改措辞。
 error-jumdata-bad-parameter = 聚美智数认为请求参数有误（代码 { $code }）。
+error-jumdata-misconfigured = 机器人的 jumdata 设置有误（代码 { $code }），请告诉机器人的管理员。
 error-jumdata-wrong-path = 聚美智数接口地址不正确，请联系机器人管理员（代码 { $code }）。
 error-jumdata-maintenance = 聚美智数正在维护（代码 { $code }），请稍后再试。
 error-jumdata-not-enabled = 本机器人尚未开通聚美智数绘画接口，请联系管理员（代码 { $code }）。

@@ -3,6 +3,10 @@
 The document says "application/form-data" (not a real type): this fake takes both
 application/x-www-form-urlencoded and multipart/form-data. It writes the query status as
 a number; ``status_as_string`` makes it answer the quoted "1" the document also shows.
+
+A wrong sign, an unknown appId or a stale timestamp is answered the way the document's
+failure example answers a bad parameter: code 400 with a ``msg`` naming the parameter
+("签名错误", "appId不存在", "timestamp已过期"), and recorded as a violation.
 """
 
 from __future__ import annotations
@@ -76,12 +80,15 @@ class FakeJumdata(FakeVendor):
             if not form.get(name):
                 return self._bad(f"{name} missing")
         if form["appId"] != self.app_id:
-            return self._bad("unknown appId")
+            self.violation("unknown appId")
+            return self._answer(400, msg="appId不存在")
         if not form["timestamp"].isdigit() or abs(int(form["timestamp"]) - time.time() * 1000) > 10 * 60_000:
-            return self._bad(f"timestamp is not the current time in ms: {form['timestamp']!r}")
+            self.violation(f"timestamp is not the current time in ms: {form['timestamp']!r}")
+            return self._answer(400, msg="timestamp已过期")
         expected = hashlib.sha256(f"{self.app_id}{self.app_secret}{form['timestamp']}".encode()).hexdigest()
         if form["sign"] != expected:
-            return self._bad("bad sign")
+            self.violation("bad sign")
+            return self._answer(400, msg="签名错误")
         unknown = set(form) - {"appId", "timestamp", "sign"} - fields
         if unknown:
             return self._bad(f"unknown fields {sorted(unknown)}")

@@ -24,7 +24,15 @@ Faults: the base class ones, plus ``submit_code``/``query_code`` ("400" answers)
 ``fail_task`` (status 0), ``hang_task`` (stays running), ``moderation`` (index ->
 "deleted" for image_status 2 or "hidden" for img_audit_status false), ``hold_callbacks``
 (an Event the callback sender waits for), ``duplicate_callbacks`` (extra copies sent after
-the accepted one).
+the accepted one), and:
+
+    gateway_refusals  messages: the next API calls (any path) are refused by the Aliyun API
+                      gateway, HTTP 403 with ``X-Ca-Error-Message: <message>`` ("Quota
+                      Exhausted", "Throttled by APP Flow Control", "Invalid AppCode", ...)
+    bad_queries       the next task queries (queryTaskInfo / queryTask) answer, in order:
+                      "not-json", "no-data" (no data object), "no-status" (data without
+                      status), "5xx" (a 502 HTML page) or "throttled" (a gateway 403);
+                      the task itself goes on
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,7 +73,13 @@ MODELS = [
 ]
 LORAS = [{"id": 8741, "sdLoraName": "Hayasaka Ai", "loraBaseModel": "SD 1.5",
           "sdLoraFileName": "hayasaka_ai_v10_26390.safetensors", "sdLoraFileSimplifyName": "hayasaka_ai_v10_26390",
-          "loraVersion": "v1", "loraStatus": 1, "loraUploadStatus": 2, "isAdult": 0}]
+          "loraVersion": "v1", "loraStatus": 1, "loraUploadStatus": 2, "isAdult": 0},
+         {"id": 8742, "sdLoraName": "Film Grain", "loraBaseModel": "SD 1.5",
+          "sdLoraFileName": "film_grain_v2.safetensors", "sdLoraFileSimplifyName": "film_grain_v2",
+          "loraVersion": "v2", "loraStatus": 1, "loraUploadStatus": 2, "isAdult": 0},
+         {"id": 8743, "sdLoraName": "Retired", "loraBaseModel": "SD 1.5",  # taken offline ("下线")
+          "sdLoraFileName": "retired_style.safetensors", "sdLoraFileSimplifyName": "retired_style",
+          "loraVersion": "v1", "loraStatus": 0, "loraUploadStatus": 2, "isAdult": 0}]
 VAES = [{"id": 2, "vaeFileName": "k1F8Anime2_k1F8Anime2VAE.ckpt"},
         {"id": 3, "vaeFileName": "vae-ft-mse-840000-ema-pruned.ckpt"}]
 EMBEDDINGS = [{"id": 3, "embeddingName": "FastNegativeV2.pt", "embeddingSimplifyName": "FastNegativeV2"},
@@ -135,6 +150,8 @@ class FakeZhiqite(FakeVendor):
         self.callback_schedule: tuple[float, ...] = (0.0, 0.01, 0.01, 0.02, 0.02, 0.05, 0.05, 0.05, 0.05, 0.05)
         self.hold_callbacks: asyncio.Event | None = None
         self.duplicate_callbacks = 0
+        self.gateway_refusals: list[str] = []
+        self.bad_queries: list[str] = []
         self.callback_attempts: list[tuple[str, int, Any]] = []  # (task_id, HTTP status, answer)
         self.callbacks_accepted: dict[str, int] = {}
         self.submitted = asyncio.Event()
@@ -186,7 +203,31 @@ class FakeZhiqite(FakeVendor):
 
     # --- request checks -----------------------------------------------------------------
 
+    @staticmethod
+    def _gateway_403(message: str) -> web.Response:
+        # The gateway answers before the service: no JSON body, the reason in headers.
+        return web.Response(status=403, headers={"X-Ca-Error-Message": message, "X-Ca-Error-Code": "A403"})
+
+    def _bad_query(self) -> web.Response | None:
+        """The next scripted fault of a task query, if any (the task is not advanced)."""
+        if not self.bad_queries:
+            return None
+        fault = self.bad_queries.pop(0)
+        if fault == "not-json":
+            return web.Response(status=200, text='{"code": "200", "data": {"sta', content_type="application/json")
+        if fault == "no-data":
+            return self._answer()
+        if fault == "no-status":
+            return self._answer({"desc": "任务进行中"})
+        if fault == "5xx":
+            return web.Response(status=502, text="<html>502 Bad Gateway</html>", content_type="text/html")
+        if fault == "throttled":
+            return self._gateway_403("Throttled by API Flow Control")
+        raise ValueError(f"unknown query fault {fault!r}")
+
     async def _common(self, request: web.Request) -> dict[str, Any] | web.Response:
+        if self.gateway_refusals:
+            return self._gateway_403(self.gateway_refusals.pop(0))
         if request.method != "POST":
             return self._bad(f"{request.path}: method {request.method}")
         ctype = request.headers.get("Content-Type", "").replace(" ", "").lower()
@@ -288,6 +329,7 @@ class FakeZhiqite(FakeVendor):
         extra = {"image_link", "mask_link"} if kind == "image2image" else (
             {"image_link", "controlnet"} if kind == "controlnet" else set())
         self._check_fields(f"{kind}.scripts", scripts, SCRIPTS_KEYS | extra)
+        self._check_extras(kind, body, scripts)
         if not isinstance(scripts.get("id_task"), str) or not scripts["id_task"]:
             self.violation(f"{kind}: id_task missing or not a string")
             return None
@@ -336,6 +378,19 @@ class FakeZhiqite(FakeVendor):
                 if url:
                     links.append(url)
         return scripts, links
+
+    def _check_extras(self, kind: str, body: dict[str, Any], scripts: dict[str, Any]) -> None:
+        """LoRA tags in the prompt name listed, online LoRAs; sd_vae is a listed vaeFileName."""
+        online = {lora["sdLoraFileSimplifyName"] for lora in LORAS if lora["loraStatus"] == 1}
+        for name, weight in re.findall(r"<lora:([^<>]*?):([^<>:]*)>", str(body.get("prompt", ""))):
+            if name not in online:
+                self.violation(f"{kind}: LoRA {name!r} is not listed online")
+            try:
+                float(weight)
+            except ValueError:
+                self.violation(f"{kind}: LoRA weight {weight!r} is not a number")
+        if "sd_vae" in scripts and scripts["sd_vae"] not in {v["vaeFileName"] for v in VAES}:
+            self.violation(f"{kind}: sd_vae {scripts['sd_vae']!r} is not listed")
 
     # --- endpoints ----------------------------------------------------------------------
 
@@ -413,6 +468,9 @@ class FakeZhiqite(FakeVendor):
         task_id = body.get("businessTaskId")
         if not isinstance(task_id, str) or not task_id:
             return self._bad("queryTaskInfo: businessTaskId missing")
+        fault = self._bad_query()
+        if fault is not None:
+            return fault
         if self.query_code is not None:
             return self._answer(code=self.query_code, msg="查询失败")
         task = self.tasks.get(task_id)
@@ -430,6 +488,9 @@ class FakeZhiqite(FakeVendor):
         task_id = body.get("businessTaskId")
         if not isinstance(task_id, str) or not task_id:
             return self._bad(f"{code}/queryTask: businessTaskId missing")
+        fault = self._bad_query()
+        if fault is not None:
+            return fault
         if self.query_code is not None:
             return self._answer(code=self.query_code, msg="查询失败")
         task = self.tasks.get(task_id)
