@@ -17,12 +17,15 @@ from typing import Any
 
 from engine.errors import Problem, UserFacingError
 from engine.jobs import (
+    CONTROL_TYPES,
     LORA_WEIGHT_MAX,
     LORA_WEIGHT_MIN,
     MAX_EMBEDDINGS,
     MAX_LORAS,
     MAX_SIDE,
     MIN_SIDE,
+    Img2Img,
+    Upscale,
     is_extra_name,
 )
 
@@ -142,35 +145,79 @@ def round_size(size: tuple[int, int]) -> tuple[tuple[int, int], list[Problem]]:
 
 @dataclass(frozen=True)
 class FlagSpec:
+    """One flag, as every platform offers it: typed inline (``--steps 30``) in the console
+    and on Telegram, and as a typed slash option on Discord, from this one description."""
+
     name: str
     parse: Any
     aliases: tuple[str, ...] = ()
     # Repeatable flags add up (``--lora a --lora b``) to at most this many values; 0: given once.
     repeat_limit: int = 0
+    # The typed option a platform may offer: "integer", "number" or "string".
+    kind: str = "string"
+    # The job field whose limits bound it (engine/jobs.py holds the only copy of each limit).
+    bounded_by: str = ""
+    # Fixed choices a platform may offer as a menu (the parser still takes any valid value).
+    choices: tuple[str, ...] = ()
+    # The locale key that says what the flag does (help texts, option descriptions).
+    help_key: str = ""
+    # Only the console has a local disk: --image/--mask/--face name files on it.
+    console_only: bool = False
 
+
+ASPECTS = ("1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16")
 
 FLAGS: tuple[FlagSpec, ...] = (
-    FlagSpec("ar", _ratio, ("aspect",)),
-    FlagSpec("size", _size),
-    FlagSpec("seed", _int),
-    FlagSpec("no", _text, ("neg", "negative")),
-    FlagSpec("n", _int, ("repeat", "count")),
-    FlagSpec("steps", _int),
-    FlagSpec("cfg", _float, ("guidance",)),
-    FlagSpec("model", _word, ("m",)),
-    FlagSpec("backend", _word, ("b",)),
-    FlagSpec("strength", _float, ("iw",)),
-    FlagSpec("style", _word),
-    FlagSpec("control", _word, ("cn",)),
-    FlagSpec("scale", _int),
-    FlagSpec("lora", _loras, ("loras",), repeat_limit=MAX_LORAS),
-    FlagSpec("vae", _extra),
-    FlagSpec("embedding", _names, ("embeddings", "emb"), repeat_limit=MAX_EMBEDDINGS),
+    FlagSpec("ar", _ratio, ("aspect",), choices=ASPECTS, help_key="flag-ar"),
+    FlagSpec("size", _size, help_key="flag-size"),
+    FlagSpec("seed", _int, kind="integer", bounded_by="seed", help_key="flag-seed"),
+    FlagSpec("no", _text, ("neg", "negative"), help_key="flag-no"),
+    FlagSpec("n", _int, ("repeat", "count"), kind="integer", bounded_by="n", help_key="flag-n"),
+    FlagSpec("steps", _int, kind="integer", bounded_by="steps", help_key="flag-steps"),
+    FlagSpec("cfg", _float, ("guidance",), kind="number", bounded_by="cfg", help_key="flag-cfg"),
+    FlagSpec("model", _word, ("m",), help_key="flag-model"),
+    FlagSpec("backend", _word, ("b",), help_key="flag-backend"),
+    FlagSpec("strength", _float, ("iw",), kind="number", bounded_by="strength", help_key="flag-strength"),
+    FlagSpec("style", _word, help_key="flag-style"),
+    FlagSpec("control", _word, ("cn",), choices=CONTROL_TYPES, help_key="flag-control"),
+    FlagSpec("scale", _int, kind="integer", bounded_by="scale", help_key="flag-scale"),
+    FlagSpec("lora", _loras, ("loras",), repeat_limit=MAX_LORAS, help_key="flag-lora"),
+    FlagSpec("vae", _extra, help_key="flag-vae"),
+    FlagSpec("embedding", _names, ("embeddings", "emb"), repeat_limit=MAX_EMBEDDINGS, help_key="flag-embedding"),
     # Console only: files on the local disk.
-    FlagSpec("image", _text, ("img",)),
-    FlagSpec("mask", _text),
-    FlagSpec("face", _text),
+    FlagSpec("image", _text, ("img",), console_only=True),
+    FlagSpec("mask", _text, console_only=True),
+    FlagSpec("face", _text, console_only=True),
 )
+
+
+def bounds(spec: FlagSpec) -> tuple[float, float] | None:
+    """The smallest and largest value a job takes for ``spec``, read from the job model."""
+    if not spec.bounded_by:
+        return None
+    from annotated_types import Ge, Gt, Le, Lt
+
+    model = Upscale if spec.bounded_by == "scale" else Img2Img
+    field_info = model.model_fields[spec.bounded_by]
+    lo: float | None = None
+    hi: float | None = None
+    for rule in field_info.metadata:
+        if isinstance(rule, Ge):
+            lo = float(rule.ge)  # type: ignore[arg-type]
+        elif isinstance(rule, Gt):
+            # An open bound (strength > 0): the smallest value a typed option may offer.
+            lo = float(rule.gt) + (0.01 if spec.kind == "number" else 1)  # type: ignore[arg-type]
+        elif isinstance(rule, Le):
+            hi = float(rule.le)  # type: ignore[arg-type]
+        elif isinstance(rule, Lt):
+            hi = float(rule.lt)  # type: ignore[arg-type]
+    if lo is None or hi is None:
+        return None
+    return lo, hi
+
+
+def flag(name: str) -> FlagSpec:
+    return _BY_NAME[name]
 _BY_NAME = {alias: spec for spec in FLAGS for alias in (spec.name, *spec.aliases)}
 KNOWN_FLAGS = tuple(spec.name for spec in FLAGS)
 

@@ -113,6 +113,13 @@ MIGRATIONS: list[str] = [
     -- The space above the chat (a Discord guild), for replies and guild-wide defaults.
     ALTER TABLE jobs ADD COLUMN space_id TEXT;
     """,
+    # 3: small facts the process keeps between runs (e.g. the hash of the Discord commands last synced)
+    """
+    CREATE TABLE meta (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -452,6 +452,15 @@ class Storage:
                               (user_id,))
         return int(row["n"]) if row else 0
 
+    async def meta(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
     async def recent_jobs(self, limit: int = 20) -> list[JobRecord]:
         rows = await self._all(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
         return [_job_from_row(r) for r in rows]

@@ -174,3 +174,25 @@ help-console =
     Type a button's label (U1, V2, 🔄 Reroll) to press it on the latest result.
     /upscale --image PATH — enlarge a picture. /swap --face FACE.png --image PICTURE.png — swap a face.
     /settings — your defaults · /balance — your quota ({ $daily } free pictures a day) · /models · /lang · /cancel · /quit
+
+## What each flag does (help, Discord option descriptions: at most 100 characters)
+flag-prompt = What to paint
+flag-ar = Aspect ratio, e.g. 3:2
+flag-size = Exact size, e.g. 768x512 (rounded to multiples of 8)
+flag-seed = Seed: the same seed paints the same picture
+flag-no = What to leave out (negative prompt)
+flag-n = How many pictures
+flag-steps = Sampling steps (more: slower, finer)
+flag-cfg = How closely to follow the prompt (CFG scale)
+flag-model = The model to paint with
+flag-backend = Where to paint: this machine or a service
+flag-strength = How much to change the picture (img2img)
+flag-style = A style the backend offers
+flag-control = ControlNet: keep the picture's edges, depth or pose
+flag-scale = How many times larger (2–4)
+flag-lora = LoRA NAME or NAME:WEIGHT
+flag-vae = The VAE to decode with
+flag-embedding = A textual-inversion embedding for the negative prompt
+flag-image = A picture to work on
+flag-mask = Inpainting mask: white is repainted
+flag-face = The face to swap in

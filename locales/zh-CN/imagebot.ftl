@@ -174,3 +174,25 @@ help-console =
     输入按钮的文字（U1、V2、🔄 重新生成）即可按下最新结果上的按钮。
     /upscale --image 路径 — 放大图片。/swap --face 人脸.png --image 图片.png — 换脸。
     /settings — 默认设置 · /balance — 额度（每天免费 { $daily } 张）· /models · /lang · /cancel · /quit
+
+## 各参数的说明（帮助、Discord 选项说明：最多 100 字）
+flag-prompt = 要画什么
+flag-ar = 宽高比，例如 3:2
+flag-size = 精确尺寸，例如 768x512（取 8 的倍数）
+flag-seed = 种子：同一种子画出同一张图
+flag-no = 不想要的内容（反向提示词）
+flag-n = 生成几张
+flag-steps = 采样步数（越多越慢越细）
+flag-cfg = 贴合提示词的程度（CFG）
+flag-model = 使用的模型
+flag-backend = 在哪里生成：本机或某个服务
+flag-strength = 改动图片的幅度（图生图）
+flag-style = 后端提供的风格
+flag-control = ControlNet：保留图片的轮廓、深度或姿势
+flag-scale = 放大倍数（2–4）
+flag-lora = LoRA 名称 或 名称:权重
+flag-vae = 解码用的 VAE
+flag-embedding = 用于反向提示词的文本反演嵌入
+flag-image = 要处理的图片
+flag-mask = 局部重绘遮罩：白色部分重绘
+flag-face = 要换上的人脸
