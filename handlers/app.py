@@ -25,6 +25,7 @@ from handlers.flags import split_command
 from handlers.port import ChatRef, Incoming, Messenger, Outcome, Press, UserRef
 from handlers.requests import InvalidRequest
 from handlers.router import Router
+from handlers.suggest import Suggestions
 from locales import Translator, normalize_language
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class App:
         self.services = services
         self.router = Router().include(imagine.router, tools.router, settings.router, account.router,
                                        admin.router, presses.router)
+        # What a user may pick while typing (Discord autocomplete), always answered from a cache.
+        self.suggestions = Suggestions(services)
 
     # --- wiring -------------------------------------------------------------------
 
@@ -48,9 +51,11 @@ class App:
         """Register a platform's messenger so jobs (also recovered ones) can reach its chats."""
         self.services.statuses.messengers[messenger.platform] = messenger
 
-    def commands(self, lang: str | None) -> list[tuple[str, str]]:
+    def commands(self, lang: str | None, *, admin: bool = False) -> list[tuple[str, str]]:
+        """(name, description) of the menu commands (and the admin ones) in ``lang``."""
         t = Translator(lang)
-        return [(name, t(f"cmd-{name}")) for name in MENU_COMMANDS]
+        names = MENU_COMMANDS + (ADMIN_COMMANDS if admin else ())
+        return [(name, t(f"cmd-{name}")) for name in names]
 
     @property
     def paused(self) -> bool:
