@@ -2,6 +2,7 @@
 
     async for event in backend.run(work):
         Progress(step, total, preview)  -- zero or more, in order
+        Notice(key, args)               -- now and then, e.g. "retrying on another GPU"
         Finished(images)                -- exactly once, last
 
 A backend raises ``BackendError`` (localized, maybe retryable) or ``JobCancelled``;
@@ -62,7 +63,16 @@ class Finished:
     images: list[ResultImage]
 
 
-BackendEvent = Progress | Finished
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should hear about while the job runs (a locale key and its
+    arguments), e.g. "retrying on another GPU"; shown on the status message."""
+
+    key: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+BackendEvent = Progress | Finished | Notice
 
 
 class CancelToken:

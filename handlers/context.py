@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.backend import Backend
 from engine.scheduler import Scheduler
@@ -41,6 +42,9 @@ class Services:
     backends: dict[str, Backend]
     config: AppConfig
     paused: bool = False  # /pause: new jobs refused (admins excepted)
+    # The GPU workers behind the queue when jobs go through Redis (None in one process):
+    # anything with ``describe() -> list[dict]`` for /stats.
+    fleet: Any = None
 
 
 @dataclass

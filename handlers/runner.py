@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.backend import Backend, CancelToken, Finished, Progress, ResultImage, Work
+from engine.backend import Backend, CancelToken, Finished, Notice, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
 from engine.jobs import GenerationBase, JobSpec
 from engine.scheduler import Scheduler
@@ -215,6 +215,8 @@ class JobRunner:
                         job, status_running(t, step=event.step, total=event.total, eta_s=left),
                         preview=preview, buttons=cancel_buttons(t, job.id),
                     )
+                elif isinstance(event, Notice):
+                    await self.statuses.edit(job, t(event.key, **event.args), buttons=cancel_buttons(t, job.id))
                 elif isinstance(event, Finished):
                     if live.cancel.cancelled:
                         raise JobCancelled()

@@ -5,7 +5,6 @@ gone again after it."""
 from __future__ import annotations
 
 import io
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,6 @@ from engine.local.backend import LocalDiffusersBackend
 from engine.local.registry import ModelRegistry
 from tests.backend_events import run
 from tests.fixtures_models import InMemoryMedia, make_work
-
-needs_peft = pytest.mark.skipif(find_spec("peft") is None, reason="diffusers loads LoRAs through peft")
 
 
 def build_tiny_lora(unet_dir: Path, dest: Path, *, seed: int = 7) -> Path:
@@ -48,10 +45,7 @@ def models_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     (models / "demo").symlink_to(tiny_model_dir, target_is_directory=True)
     (models / "lora").mkdir()
     (models / "lora" / "notes.txt").write_text("not a LoRA")
-    if find_spec("peft") is not None:
-        build_tiny_lora(tiny_model_dir / "unet", models / "lora")
-    else:
-        (models / "lora" / "grain.safetensors").write_bytes(b"placeholder: listed, never loaded")
+    build_tiny_lora(tiny_model_dir / "unet", models / "lora")  # peft comes with the `local` extra
     return models
 
 
@@ -71,7 +65,6 @@ async def paint(backend: LocalDiffusersBackend, job: Txt2Img) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(finished.images[0].png)), dtype=np.int16)
 
 
-@needs_peft
 async def test_a_lora_changes_the_picture_by_its_weight_and_is_gone_after_the_job(backend) -> None:
     plain = await paint(backend, spec())
     full = await paint(backend, spec(loras=(LoraRef(name="grain", weight=1.0),)))
@@ -84,7 +77,6 @@ async def test_a_lora_changes_the_picture_by_its_weight_and_is_gone_after_the_jo
     assert not getattr(unet, "peft_config", None)
 
 
-@needs_peft
 async def test_a_lora_file_that_does_not_fit_the_model_is_explained_and_leaves_it_clean(
         backend, models_dir: Path) -> None:
     import torch
@@ -130,8 +122,10 @@ async def test_without_a_lora_folder_the_refusal_says_there_are_none(tiny_model_
     await engine.close()
 
 
-@pytest.mark.skipif(find_spec("peft") is not None, reason="peft is installed here")
-async def test_without_peft_a_lora_job_is_refused_as_an_admin_matter(backend) -> None:
+async def test_without_peft_a_lora_job_is_refused_as_an_admin_matter(backend, monkeypatch) -> None:
+    import engine.local.backend as local_backend
+
+    monkeypatch.setattr(local_backend, "peft_installed", lambda: False)  # a deployment without the `local` extra
     with pytest.raises(BackendError) as err:
         backend.check(spec(loras=(LoraRef(name="grain"),)))
     assert err.value.key == "error-local-lora-needs-peft"

@@ -57,7 +57,7 @@ async def test_a_throttled_zhiqite_hands_the_job_to_the_fallback_backend(tmp_pat
             fake.gateway_refusals = ["Throttled by APP Flow Control"]
             await runtime.app.handle_message(say("/imagine a lighthouse --backend zhiqite --steps 2 --size 64x64"),
                                              chat)
-            await runtime.scheduler.wait_idle()
+            await runtime.wait_idle()
             (job,) = await runtime.storage.recent_jobs()
             assert job.state is JobState.DONE and len(chat.of("images")) == 1
             assert fake.tasks == {}  # zhiqite never took (or billed) the task
