@@ -136,6 +136,19 @@ class ConsoleMessenger:
             self._print(("⚠️ " if alert else "") + text)
 
 
+async def _say_if_the_default_model_is_missing(runtime: Runtime, messenger: ConsoleMessenger, t: Translator) -> None:
+    """At once, not after the first job was queued and started: the default model cannot be
+    had on this machine (offline, not downloaded), and what to do about it."""
+    config = runtime.app.services.config
+    local = runtime.backends.get("local")
+    check = getattr(local, "unavailable", None)
+    if config.default_backend != "local" or check is None:
+        return
+    reason = await asyncio.to_thread(check)
+    if reason == "not-downloaded":
+        messenger._print(t("console-default-model-missing", model=config.default_model))
+
+
 def console_user() -> UserRef:
     try:
         name = getpass.getuser()
@@ -193,10 +206,13 @@ async def run_console(runtime: Runtime, *, stdin: TextIO | None = None, stdout: 
     interactive = stdin.isatty() and stdout.isatty()
     messenger = ConsoleMessenger(stdout, runtime.settings.output_dir, interactive=interactive)
     runtime.app.attach(messenger)
-    await runtime.start()
     user = console_user()
     t = Translator(user.language_hint)
-    messenger._print(t("console-welcome", backends=", ".join(sorted(runtime.backends)) or "-"))
+    messenger._print(t("console-welcome", backends=", ".join(sorted(runtime.backends)) or "-", user=user.user_id))
+    await _say_if_the_default_model_is_missing(runtime, messenger, t)
+    resumed = await runtime.start()
+    if resumed:
+        messenger._print(t("console-resumed", count=resumed))
     queue = await _lines(stdin)
     counter = itertools.count(1)
     while True:

@@ -117,8 +117,9 @@ class Runtime:
     _started: bool = False
     _web_started: bool = False
 
-    async def start(self, *, web: bool | None = None) -> None:
+    async def start(self, *, web: bool | None = None) -> int:
         """Start the queue, resume unfinished jobs, and the web server when it is needed.
+        Returns how many jobs were resumed.
 
         Idempotent: with several platforms in one process each runner may call it; the
         first call does the work (after every messenger was attached).
@@ -129,13 +130,14 @@ class Runtime:
             await self.web.start()
             self.stack.push_async_callback(self._stop_web)
         if self._started:
-            return
+            return 0
         self._started = True
         await self.scheduler.start()
         self.stack.push_async_callback(self.scheduler.stop)
         recovered = await self.runner.recover()
         if recovered:
             log.info("resumed %d unfinished job(s) from the last run", recovered)
+        return recovered
 
     async def _stop_web(self) -> None:
         try:

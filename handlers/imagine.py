@@ -44,6 +44,10 @@ async def imagine(ctx: Ctx, rest: str, incoming: Incoming) -> None:
             raise UserFacingError("error-control-type", value=parsed.flags["control"], choices=", ".join(CONTROL_TYPES))
         if init is None:
             raise UserFacingError("error-needs-image", command="/imagine --control")
+        if model.name and parsed.flags["control"] not in model.control_types:
+            # Said now, before a job exists: not after it was queued and started.
+            raise UserFacingError("error-control-not-on-model", model=model.name, value=parsed.flags["control"],
+                                  choices=", ".join(model.control_types) or "-")
         kind = "controlnet"
         images["control_image"], image_size = await admission.store_upload(ctx, init, "image")
     elif init is not None:

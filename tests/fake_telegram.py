@@ -254,20 +254,21 @@ class FakeTelegram:
                     pass
         return params, files
 
-    def _flooded(self, chat_id: int) -> int | None:
-        """Telegram's flood control: a chat's (and the bot's) messages per window."""
+    def _flooded(self, chat_id: int, cost: int = 1) -> int | None:
+        """Telegram's flood control: a chat's (and the bot's) messages per window, counted
+        when they arrive."""
         now = time.monotonic()
         limit, window = self.private_limit if chat_id > 0 else self.group_limit
         times = [t for t in self._sent_times[chat_id] if now - t < window]
         glimit, gwindow = self.global_limit
         self._global_times = [t for t in self._global_times if now - t < gwindow]
         self._sent_times[chat_id] = times
-        if len(times) >= limit:
-            return max(1, int(window - (now - times[0])) + 1)
-        if len(self._global_times) >= glimit:
+        if len(times) + cost > limit:
+            return max(1, int(window - (now - times[0])) + 1) if times else 1
+        if len(self._global_times) + cost > glimit:
             return 1
-        times.append(now)
-        self._global_times.append(now)
+        times.extend([now] * cost)
+        self._global_times.extend([now] * cost)
         return None
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
@@ -294,7 +295,9 @@ class FakeTelegram:
         if handler is None:
             return self._error(404, "Not Found: method not found")
         if method in SENDING:
-            retry_after = self._flooded(int(params["chat_id"]))
+            # Telegram counts every picture of an album against the chat's limit.
+            cost = len(params["media"]) if method == "sendMediaGroup" else 1
+            retry_after = self._flooded(int(params["chat_id"]), cost)
             if retry_after is not None:
                 return self._too_many(retry_after)
         response: web.Response = await handler(params, files)

@@ -44,7 +44,7 @@ from engine.backend import (
     ResultImage,
     Work,
 )
-from engine.errors import BackendError, JobCancelled, Problem
+from engine.errors import BackendError, JobCancelled, ModelUnavailable, Problem
 from engine.jobs import ControlNet, GenerationBase, GenerationSpec, Img2Img, Inpaint, JobSpec, Txt2Img
 from engine.local.pipelines import PipelineCache
 from engine.local.previews import latents_to_jpeg
@@ -107,6 +107,17 @@ class LocalDiffusersBackend:
 
     def supports(self, spec: JobSpec) -> bool:
         return spec.kind in GENERATION_KINDS
+
+    def unavailable(self, name: str | None = None) -> str | None:
+        """Why ``name`` (the default model when None) cannot be used here, or None: checked
+        without loading it, so the bot can say so at start-up rather than at the first job."""
+        from engine.local.pipelines import unavailable_reason
+
+        try:
+            model = self.registry.get(name or self.default_model)
+        except ModelUnavailable:
+            return "unknown-model"
+        return unavailable_reason(model.source, offline=self._offline)
 
     def check(self, spec: JobSpec) -> list[Problem]:
         """Refuse, before the job is queued, extras this engine cannot use (see ``_loras_for``)."""

@@ -83,6 +83,24 @@ def cached_on_disk(repo_id: str, filename: str = "model_index.json") -> bool:
     return isinstance(found, str)
 
 
+def unavailable_reason(source: str, *, offline: bool, index_file: str = "model_index.json") -> str | None:
+    """Why a model cannot be had here (a reason key of error-model-unavailable), or None.
+
+    Cheap: no weights are read, so the console can say it at start-up."""
+    if is_local_path(source):
+        path = Path(source).expanduser()
+        if path.is_file():
+            return "not-a-folder"
+        if not path.is_dir():
+            return "missing-folder"
+        return None
+    if cached_on_disk(source, index_file):
+        return None  # already downloaded: no need to ask the hub again
+    if offline or _hub_offline_env() or not hub_reachable():
+        return "not-downloaded"
+    return None
+
+
 def _hub_offline_env() -> bool:
     from huggingface_hub import constants
 
@@ -125,18 +143,10 @@ class PipelineCache:
 
     def _local_only(self, label: str, source: str, index_file: str) -> bool:
         """Fail fast when ``source`` cannot be had here; else whether to stay off the hub."""
-        if is_local_path(source):
-            path = Path(source).expanduser()
-            if path.is_file():
-                raise ModelUnavailable(label, "not-a-folder")
-            if not path.is_dir():
-                raise ModelUnavailable(label, "missing-folder")
-            return True
-        if cached_on_disk(source, index_file):
-            return True  # already downloaded: no need to ask the hub again
-        if self.offline or not hub_reachable():
-            raise ModelUnavailable(label, "not-downloaded")
-        return False
+        reason = unavailable_reason(source, offline=self.offline, index_file=index_file)
+        if reason is not None:
+            raise ModelUnavailable(label, reason)
+        return is_local_path(source) or cached_on_disk(source, index_file)
 
     def _load(self, label: str, source: str, local_only: bool, loader: Any) -> Any:
         try:

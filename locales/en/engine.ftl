@@ -9,7 +9,10 @@ error-model-unavailable = The model “{ $model }” cannot be used here: { $rea
     [unknown-model] there is no such model.
     [no-controlnet] it has no ControlNet of that type.
    *[other] { $reason }.
-} On a machine without internet, build the demo model with “python -m bot demo-model” and use --model demo (it paints noise).
+}{ $reason ->
+    [not-downloaded] {" "}On a machine without internet, build the demo model with “make demo-model” and use --model demo (it paints noise).
+   *[other] {""}
+}
 error-out-of-memory = The GPU ran out of memory. Try a smaller size or fewer pictures (--n).
 error-local-input-gone = The { $what ->
     [mask] mask

@@ -23,7 +23,10 @@ cmd-stats = Bot statistics (admin)
 cmd-pause = Pause new jobs (admin)
 cmd-resume = Resume new jobs (admin)
 
-console-welcome = imagebot console. Type /help for commands, /quit to leave. Backends: { $backends }.
+console-welcome = imagebot console. Type /help for commands, /quit to leave. Backends: { $backends }. You are “{ $user }” (your login name).
+console-resumed = ↻ Resuming { $count } unfinished job(s) from the last run.
+console-default-model-missing = ⚠️ The default model “{ $model }” cannot be used here: it is not downloaded and the Hugging Face hub cannot be reached. Build the demo model with “make demo-model” and use --model demo (it paints noise), or set IMAGEBOT_DEFAULT_MODEL=demo.
+error-control-not-on-model = The model { $model } has no “{ $value }” ControlNet. It has: { $choices }.
 
 ## Status of a job
 status-queued = ⏳ Queued — position { $position }

@@ -9,7 +9,10 @@ error-model-unavailable = 这里无法使用模型“{ $model }”：{ $reason -
     [unknown-model] 没有这个模型。
     [no-controlnet] 该模型没有这种 ControlNet。
    *[other] { $reason }。
-} 在没有网络的机器上，可以运行“python -m bot demo-model”生成演示模型，并使用 --model demo（它只会画出噪点）。
+}{ $reason ->
+    [not-downloaded] {" "}在没有网络的机器上，可以运行“make demo-model”生成演示模型，并使用 --model demo（它只会画出噪点）。
+   *[other] {""}
+}
 error-out-of-memory = GPU 显存不足。请减小尺寸或张数（--n）。
 error-local-input-gone = 这个任务所需的{ $what ->
     [mask] 蒙版

@@ -23,7 +23,7 @@ cmd-stats = 机器人统计（管理员）
 cmd-pause = 暂停接收新任务（管理员）
 cmd-resume = 恢复接收新任务（管理员）
 
-console-welcome = imagebot 控制台。输入 /help 查看命令，/quit 退出。后端：{ $backends }。
+console-welcome = imagebot 控制台。输入 /help 查看命令，/quit 退出。后端：{ $backends }。你的用户名是“{ $user }”（登录名）。
 
 ## 任务状态
 status-queued = ⏳ 排队中 — 第 { $position } 位
@@ -196,3 +196,6 @@ flag-embedding = 用于反向提示词的文本反演嵌入
 flag-image = 要处理的图片
 flag-mask = 局部重绘遮罩：白色部分重绘
 flag-face = 要换上的人脸
+console-resumed = ↻ 正在继续上次未完成的 { $count } 个任务。
+console-default-model-missing = ⚠️ 这里无法使用默认模型“{ $model }”：它尚未下载，且无法连接 Hugging Face。可以运行“make demo-model”生成演示模型并使用 --model demo（它只会画出噪点），或设置 IMAGEBOT_DEFAULT_MODEL=demo。
+error-control-not-on-model = 模型 { $model } 没有“{ $value }”ControlNet。它有：{ $choices }。
