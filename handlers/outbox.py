@@ -53,6 +53,7 @@ class Outbox:
         self._queued: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closing = False
         self.delivered = 0
 
     @property
@@ -61,7 +62,7 @@ class Outbox:
 
     def put(self, job: JobRecord) -> None:
         """Deliver the job's stored results to its chat, after the chat's earlier ones."""
-        if job.id in self._queued:
+        if job.id in self._queued or self._closing:
             return
         key = (job.chat.platform, job.chat.chat_id)
         chat = self._chats.setdefault(key, _ChatQueue())
@@ -78,15 +79,21 @@ class Outbox:
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop delivering: a delivery under way gets ``grace_s`` to be recorded (a picture
+        already in the chat is charged now, not sent again after the restart); what was
+        still waiting stays ``delivering`` and goes out at the next start."""
+        self._closing = True
         workers = [c.worker for c in self._chats.values() if c.worker is not None and not c.worker.done()]
+        if workers:
+            await asyncio.wait(workers, timeout=grace_s)
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
     async def _serve(self, key: tuple[str, str], chat: _ChatQueue) -> None:
         try:
-            while chat.jobs:
+            while chat.jobs and not self._closing:
                 job_id = chat.jobs[0]
                 try:
                     await self._deliver(job_id)
