@@ -17,7 +17,7 @@ from fluent.runtime import FluentLocalization, FluentResourceLoader
 LOCALES_DIR = Path(__file__).resolve().parent
 FALLBACK = "en"
 # Language codes as the bot shows them in /lang, with the name in that language.
-LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
+LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文", "ru": "Русский"}
 
 
 def resource_ids(lang: str = FALLBACK) -> list[str]:
@@ -25,7 +25,7 @@ def resource_ids(lang: str = FALLBACK) -> list[str]:
 
 
 def normalize_language(code: str | None) -> str:
-    """Map a client language ("zh-hans", "zh_CN", "en-US", None) to one we ship."""
+    """Map a client language ("zh-hans", "zh_CN", "en-US", "ru_RU", None) to one we ship."""
     if not code:
         return FALLBACK
     c = code.replace("_", "-").lower()

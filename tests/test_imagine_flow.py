@@ -246,6 +246,22 @@ async def test_settings_become_the_defaults_of_later_jobs(bot):
     assert "今日剩余免费张数" in chat.log[-1].text
 
 
+
+async def test_lang_and_settings_offer_russian_and_speak_it(bot):
+    runtime, chat = bot
+    await runtime.app.handle_message(say("/lang"), chat)
+    assert [b.label for b in chat.log[-1].buttons[0]] == ["English", "简体中文", "Русский"]
+    await runtime.app.handle_message(say("/settings"), chat)
+    lang_row = next(row for row in chat.log[-1].buttons if any(b.data.startswith("s:lang:") for b in row))
+    assert [b.data for b in lang_row] == ["s:lang:en", "s:lang:zh-CN", "s:lang:ru"]
+    await runtime.app.handle_press(press("s:lang:ru", message_id=chat.log[-1].message_id), chat)
+    await runtime.app.handle_message(say("/balance"), chat)
+    assert "Бесплатных картинок на сегодня осталось" in chat.log[-1].text
+    await runtime.app.handle_message(say("/lang en"), chat)
+    # A client that says ru-RU is answered in Russian before choosing anything.
+    await runtime.app.handle_message(say("/balance", user=person("ivan", lang="ru-RU")), chat)
+    assert "Бесплатных картинок на сегодня осталось" in chat.log[-1].text
+
 async def test_a_job_interrupted_by_a_restart_is_finished_once(tmp_path, tiny_model_dir):
     settings = demo_settings(tmp_path, tiny_model_dir)
     chat1 = RecordingMessenger()

@@ -67,3 +67,22 @@ def test_client_languages_map_to_shipped_catalogs():
     assert normalize_language("en-US") == "en"
     assert normalize_language("xx") == "en"
     assert tr("de", "yes") == "yes"
+
+
+def test_russian_users_get_russian():
+    cyrillic = re.compile(r"[\u0400-\u04ff]")
+    for code in ("ru", "ru-RU", "ru_RU", "RU"):
+        assert normalize_language(code) == "ru"
+    queued = tr("ru-RU", "status-queued", position=3)
+    assert "3" in queued and cyrillic.search(queued) and queued != tr("en", "status-queued", position=3)
+    texts = [p.read_text(encoding="utf-8") for p in (LOCALES_DIR / "ru").glob("*.ftl")]
+    assert texts and all(cyrillic.search(t) for t in texts)
+
+
+def test_russian_plurals_follow_the_number():
+    assert tr("ru", "cancel-done", count=1) == "Отменена 1 задача."
+    assert tr("ru", "cancel-done", count=3) == "Отменены 3 задачи."
+    assert tr("ru", "cancel-done", count=5) == "Отменено 5 задач."
+    assert tr("ru", "cancel-done", count=21) == "Отменена 21 задача."
+    assert tr("ru", "job-cancelled", refunded=0) == "🚫 Отменено."
+    assert tr("ru", "job-cancelled", refunded=2).endswith(" 2 картинки возвращены в ваш лимит.")

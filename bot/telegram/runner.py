@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # The bot's languages -> the client language codes Telegram matches menus against
 # (None: the default menu, for every other language).
-MENU_LANGUAGES: dict[str, str | None] = {"en": None, "zh-CN": "zh"}
+MENU_LANGUAGES: dict[str, str | None] = {"en": None, "zh-CN": "zh", "ru": "ru"}
 WEBHOOK_PREFIX = "/telegram/"
 
 
