@@ -9,7 +9,10 @@ error-model-unavailable = Модель «{ $model }» здесь недосту�
     [unknown-model] такой модели нет.
     [no-controlnet] у неё нет ControlNet такого типа.
    *[other] { $reason }.
-} На машине без интернета соберите демо-модель командой «python -m bot demo-model» и укажите --model demo (она рисует шум).
+}{ $reason ->
+    [not-downloaded] {" "}На машине без интернета соберите демо-модель командой «make demo-model» и укажите --model demo (она рисует шум).
+   *[other] {""}
+}
 error-out-of-memory = На GPU закончилась память. Попробуйте размер поменьше или меньше картинок (--n).
 error-local-input-gone = { $what ->
     [mask] Маска

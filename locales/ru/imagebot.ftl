@@ -28,7 +28,10 @@ cmd-stats = Статистика бота (админ)
 cmd-pause = Приостановить новые задачи (админ)
 cmd-resume = Снова принимать задачи (админ)
 
-console-welcome = Консоль imagebot. Введите /help, чтобы увидеть команды, или /quit, чтобы выйти. Бэкенды: { $backends }.
+console-welcome = Консоль imagebot. Введите /help, чтобы увидеть команды, или /quit, чтобы выйти. Бэкенды: { $backends }. Вы — «{ $user }» (ваше имя для входа в систему).
+console-resumed = ↻ Продолжаю незавершённые задачи с прошлого запуска: { $count }.
+console-default-model-missing = ⚠️ Модель по умолчанию «{ $model }» здесь недоступна: она не скачана, а до Hugging Face Hub не достучаться. Соберите демо-модель командой «make demo-model» и укажите --model demo (она рисует шум) или задайте IMAGEBOT_DEFAULT_MODEL=demo.
+error-control-not-on-model = У модели { $model } нет ControlNet типа «{ $value }». Есть: { $choices }.
 
 ## Статус задачи
 status-queued = ⏳ В очереди — место { $position }
