@@ -32,6 +32,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/core_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -332,12 +332,13 @@ class Storage:
         return [_job_from_row(r) for r in rows]
 
     async def open_jobs_of(self, user_id: int) -> list[JobRecord]:
+        # No ORDER BY in SQL: with it SQLite walks the user's whole history by (user_id,
+        # created_at); without it, the (user_id, state) index finds the few open ones.
         rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE user_id = ? AND state IN ('queued','running','delivering') "
-            "ORDER BY created_at",
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE user_id = ? AND state IN ('queued','running','delivering')",
             (user_id,),
         )
-        return [_job_from_row(r) for r in rows]
+        return sorted((_job_from_row(r) for r in rows), key=lambda j: j.created_at)
 
     async def set_state(
         self, job_id: str, state: JobState, *, error_key: str | None = None, error_args: dict[str, Any] | None = None

@@ -149,6 +149,9 @@ class VendorHttp:
             transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 15.0)),
             headers={"User-Agent": "imagebot/0.1"},
+            # No pool cap of our own: the scheduler's lane (IMAGEBOT_BACKEND_CONCURRENCY) is what
+            # bounds the calls in flight; httpx's default of 100 would quietly queue the rest.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=50),
         )
 
     # --- errors -------------------------------------------------------------------
