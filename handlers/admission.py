@@ -166,6 +166,20 @@ def preflight_ok(backend: Backend, spec: JobSpec) -> bool:
     return True
 
 
+# Which job fields a flag or a setting chooses: a vendor's note about a field is shown only
+# when the user chose it ("paint4 ignores the seed" to someone who gave none is noise).
+_CHOSEN_BY = {"seed": "seed", "no": "negative_prompt", "negative": "negative_prompt", "steps": "steps",
+              "cfg": "cfg", "style": "style", "model": "model", "size": "size", "ar": "size", "side": "size",
+              "n": "n", "strength": "strength"}
+_FIELD_NOTES = ("vendor-note-ignored", "vendor-note-mapped")
+
+
+def chosen_fields(flags: dict[str, Any], defaults: Defaults) -> set[str]:
+    """The job fields this user chose, by a flag now or by a saved setting."""
+    names = set(flags) | {k for k, v in defaults.values.items() if v not in (None, "")}
+    return {_CHOSEN_BY[n] for n in names if n in _CHOSEN_BY}
+
+
 def _preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
     """Ask a backend that can tell in advance whether it can honour ``spec`` as asked.
 
@@ -181,12 +195,13 @@ def _preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
 # --- admission -------------------------------------------------------------------------------
 
 async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | None = None,
-                  notes: list[Problem] | None = None,
+                  notes: list[Problem] | None = None, chosen: set[str] | None = None,
                   on_accepted: Callable[[], Awaitable[None]] | None = None) -> JobRecord:
     """Write the job with its reservation and admit it to the queue in one step, then say so.
 
-    ``on_accepted`` runs once the job is durable and before the status message, which may
-    wait for the chat's rate limit (a button press is answered there)."""
+    ``chosen``: the fields the user chose (chosen_fields); a backend's notes about other
+    fields are not shown. ``on_accepted`` runs once the job is durable and before the status
+    message, which may wait for the chat's rate limit (a button press is answered there)."""
     s = ctx.services
     if s.paused and not ctx.admin:
         raise UserFacingError("error-paused")
@@ -196,7 +211,8 @@ async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | N
     if not backend.supports(spec):
         raise UserFacingError("error-backend-cannot", backend=backend_name, kind=spec.kind)
     await _know_extras(backend, spec)
-    notes = list(notes or []) + _preflight(backend, spec)
+    notes = list(notes or []) + [n for n in _preflight(backend, spec)
+                                 if n.key not in _FIELD_NOTES or n.args.get("what") in (chosen or set())]
     cost = 0 if ctx.admin else s.config.cost_of(backend_name)
     coords = ChatCoordinates(
         platform=ctx.chat.platform, chat_id=ctx.chat.chat_id, thread_id=ctx.chat.thread_id,

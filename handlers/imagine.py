@@ -60,7 +60,8 @@ async def imagine(ctx: Ctx, rest: str, incoming: Incoming) -> None:
         raise UserFacingError("error-needs-image", command="--mask")
     spec = build_generation(prompt=parsed.prompt, flags=parsed.flags, defaults=defaults, model=model,
                             kind=kind, images=images, image_size=image_size)
-    await admission.enqueue(ctx, spec, backend_name, notes=list(parsed.notes))
+    await admission.enqueue(ctx, spec, backend_name, notes=list(parsed.notes),
+                            chosen=admission.chosen_fields(parsed.flags, defaults))
 
 
 async def replied_job(ctx: Ctx, incoming: Incoming) -> JobRecord | None:
@@ -81,4 +82,5 @@ async def rerun_with_flags(ctx: Ctx, job: JobRecord, parsed: ParsedPrompt) -> No
         changes.update(width=w, height=h)
     changes.update(extras_from_flags(parsed.flags))
     backend = parsed.flags.get("backend", job.backend)
-    await admission.enqueue(ctx, with_changes(job.spec, **changes), backend, parent=job.id, notes=list(parsed.notes))
+    await admission.enqueue(ctx, with_changes(job.spec, **changes), backend, parent=job.id, notes=list(parsed.notes),
+                            chosen=admission.chosen_fields(parsed.flags, admission.Defaults({})))

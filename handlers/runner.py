@@ -140,10 +140,18 @@ class JobRunner:
             return
         live = self._live.setdefault(job_id, _Live())
         try:
-            name, images = await self._generate(job, live)
+            name, spec, images = await self._generate(job, live)
             records = await self._store_images(job, name, images)
-            cost = min(job.cost_per_image, self.cost_of(name)) if name != job.backend else job.cost_per_image
-            if await self.storage.set_results(job.id, records, backend=name, cost_per_image=cost):
+            if name == job.backend:
+                stored = await self.storage.set_results(job.id, records)
+            else:
+                # A fallback painted it: the caption names it, and the user pays its price
+                # (never more than what was held and said when the job was queued).
+                stored = await self.storage.set_results(
+                    job.id, records, backend=name, spec=spec,
+                    cost_per_image=min(job.cost_per_image, self.cost_of(name)),
+                    notes=[n for n in job.notes if n.get("args", {}).get("backend") != job.backend])
+            if stored:
                 self.outbox.put(job)
         except JobCancelled:
             await self._cancelled(job)
@@ -162,7 +170,7 @@ class JobRunner:
         finally:
             self._live.pop(job_id, None)
 
-    async def _generate(self, job: JobRecord, live: _Live) -> tuple[str, list[ResultImage]]:
+    async def _generate(self, job: JobRecord, live: _Live) -> tuple[str, JobSpec, list[ResultImage]]:
         t = Translator(job.language)
         await self.statuses.edit(job, status_running(t, step=0, total=0, eta_s=None), buttons=cancel_buttons(t, job.id))
         backend_names = [job.backend] + [b for b in self.fallbacks if b != job.backend]
@@ -178,7 +186,7 @@ class JobRunner:
             if not backend.supports(spec) or (name != job.backend and not _takes(backend, spec)):
                 continue  # a fallback that would refuse the job (no LoRA there, say) is skipped
             try:
-                return name, await self._run_backend(job, backend, live, spec)
+                return name, spec, await self._run_backend(job, backend, live, spec)
             except BackendError as e:
                 last_error = e
                 if not e.retryable:

@@ -375,15 +375,19 @@ class Storage:
                              (json.dumps(checkpoint), time.time(), job_id))
 
     async def set_results(self, job_id: str, results: list[ResultRecord], *, backend: str | None = None,
-                          cost_per_image: int | None = None) -> bool:
+                          spec: JobSpec | None = None, cost_per_image: int | None = None,
+                          notes: list[dict[str, Any]] | None = None) -> bool:
         """Keep the produced images with the job and move it to ``delivering`` (the outbox's
-        durable record). ``backend``/``cost_per_image``: the backend that made them, when a
-        fallback did. False when the job was already past running (cancelled, say)."""
+        durable record). ``backend``/``spec``/``cost_per_image``: the backend that made them
+        and what it ran, when a fallback did. False when the job was already past running."""
         async with self._tx() as db:
             cur = await db.execute(
                 "UPDATE jobs SET results = ?, state = 'delivering', updated_at = ?, backend = COALESCE(?, backend), "
-                "cost_per_image = COALESCE(?, cost_per_image) WHERE id = ? AND state IN ('queued', 'running')",
-                (json.dumps([r.__dict__ for r in results]), time.time(), backend, cost_per_image, job_id),
+                "spec = COALESCE(?, spec), cost_per_image = COALESCE(?, cost_per_image), notes = COALESCE(?, notes) "
+                "WHERE id = ? AND state IN ('queued', 'running')",
+                (json.dumps([r.__dict__ for r in results]), time.time(), backend,
+                 dump_job_spec(spec) if spec is not None else None, cost_per_image,
+                 json.dumps(notes) if notes is not None else None, job_id),
             )
             return cur.rowcount == 1
 

@@ -155,3 +155,49 @@ def test_vendors_are_enabled_by_their_settings(tmp_path):
                                    jumdata_app_id="a", jumdata_app_secret="s", sdapi_base_url="http://127.0.0.1:9",
                                    zhiqite_appcode="code"), media)
     assert set(some) == {"local", "tools", "paint4", "jumdata", "sdapi", "zhiqite"}
+
+
+async def test_notes_speak_only_of_what_the_user_chose(tmp_path, tiny_model_dir, fakes):
+    paint4, jumdata = fakes
+    runtime, chat = await start(tmp_path, tiny_model_dir, paint4, jumdata)
+    try:
+        await runtime.app.handle_message(say("/imagine a dog --backend paint4"), chat)
+        plain = [s for s in chat.log if s.status and s.kind == "text"][-1]
+        assert "Queued" in plain.text and "does not support" not in plain.text
+        await runtime.app.handle_message(say("/imagine a dog --backend paint4 --seed 5 --steps 30"), chat)
+        asked = [s for s in chat.log if s.status and s.kind == "text"][-1]
+        assert "does not support seed" in asked.text and "does not support steps" in asked.text  # asked for
+        await runtime.wait_idle()
+        captions = [s.text for s in chat.of("images")]
+        assert "does not support" not in captions[0] and "does not support seed" in captions[1]
+    finally:
+        await runtime.stop()
+
+
+async def test_a_vendor_as_the_default_backend_paints_with_its_own_default_model(tmp_path, tiny_model_dir, fakes):
+    paint4, jumdata = fakes
+    runtime, chat = await start(tmp_path, tiny_model_dir, paint4, jumdata, default_backend="paint4")
+    try:
+        await runtime.app.handle_message(say("/imagine a harbour"), chat)  # no --model, no --backend
+        await runtime.wait_idle()
+        (job,) = await runtime.storage.recent_jobs()
+        assert job.state is JobState.DONE and job.backend == "paint4" and job.spec.model == "Stable_Diffusion"
+        assert "There is no model" not in " ".join(s.text for s in chat.log)
+    finally:
+        await runtime.stop()
+
+
+async def test_after_a_fallback_the_caption_and_the_price_are_the_backend_that_painted(tmp_path, tiny_model_dir,
+                                                                                        fakes):
+    paint4, jumdata = fakes
+    paint4.fail_5xx = 100
+    runtime, chat = await start(tmp_path, tiny_model_dir, paint4, jumdata, fallback_backends=["local"])
+    try:
+        await runtime.app.handle_message(say("/imagine a dog --backend paint4 --steps 2 --size 64x64"), chat)
+        await runtime.wait_idle()
+        (job,) = await runtime.storage.recent_jobs()
+        assert job.state is JobState.DONE and job.backend == "local"
+        assert "paint4" not in chat.of("images")[0].text
+        assert await _ledger(runtime, job.id) == [("reserve", -2), ("commit", 1), ("refund", 1)]
+    finally:
+        await runtime.stop()
