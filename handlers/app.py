@@ -4,6 +4,7 @@
       -> the sender's context (user, language, rights)
       -> the feature that registered the command or button:
            imagine.py (imagine, rerun with flags) · tools.py (swap, upscale)
+           pictures.py (a bare picture: what to do with it)
            settings.py (settings, lang) · account.py (balance, models, cancel, help)
            admin.py (grant, stats, pause, resume) · presses.py (U/V/🔄/✖ buttons)
       -> errors meant for the user are rendered here, and only here
@@ -19,7 +20,7 @@ import logging
 import sqlite3
 
 from engine.errors import UserFacingError
-from handlers import account, admin, imagine, presses, settings, tools
+from handlers import account, admin, imagine, pictures, presses, settings, tools
 from handlers.context import AppConfig, Ctx, Services
 from handlers.flags import split_command
 from handlers.port import ChatRef, Incoming, Messenger, Outcome, Press, UserRef
@@ -40,8 +41,8 @@ ADMIN_COMMANDS = ("grant", "stats", "pause", "resume")
 class App:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.router = Router().include(imagine.router, tools.router, settings.router, account.router,
-                                       admin.router, presses.router)
+        self.router = Router().include(imagine.router, tools.router, pictures.router, settings.router,
+                                       account.router, admin.router, presses.router)
         # What a user may pick while typing (Discord autocomplete), always answered from a cache.
         self.suggestions = Suggestions(services)
 
@@ -66,10 +67,9 @@ class App:
     async def handle_message(self, incoming: Incoming, messenger: Messenger) -> Outcome:
         command, rest = split_command(incoming.text)
         if command is None:
-            # Plain text in a private chat is a prompt; in groups the bot only answers commands.
-            if not incoming.chat.is_private or not rest:
+            command = self._implied_command(incoming, rest)
+            if command is None:
                 return Outcome()
-            command = "imagine"
         handler = self.router.commands.get(command)
         if handler is None:
             return Outcome()
@@ -92,6 +92,20 @@ class App:
         ctx = await self._render_errors(messenger, press.chat, press.user, None, press, run,
                                         what=f"button {press.data[:16]!r}")
         return Outcome(answered=ctx.answered, job_id=ctx.job_id)
+
+    @staticmethod
+    def _implied_command(incoming: Incoming, rest: str) -> str | None:
+        """What a message without a command means: plain text in a private chat is a prompt;
+        only flags in reply to one of our results re-run it (groups too); a bare picture in a
+        private chat asks what to do with it. Other chatter in groups is not for us."""
+        flags_only = rest.startswith(("--", "—", "–"))
+        if incoming.reply_to_message_id and flags_only:
+            return "imagine"
+        if not incoming.chat.is_private:
+            return None
+        if rest:
+            return "imagine"
+        return "picture" if incoming.images else None
 
     # --- the one place user-facing errors are rendered -----------------------------------
 

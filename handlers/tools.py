@@ -20,11 +20,17 @@ async def swap(ctx: Ctx, rest: str, incoming: Incoming) -> None:
     admission.refuse_local_paths(parsed)
     # The attached photo gives the face; the picture replied to receives it.
     # With two attached photos: the first is the face, the second the picture.
+    # With one: the face the user saved ("Use as face" under a picture) goes into it.
     pictures = list(incoming.images) + list(incoming.reply_images)
-    if len(pictures) < 2:
+    saved_face = ctx.user.settings.get("face")
+    if len(pictures) == 1 and saved_face and ctx.services.media.exists(saved_face):
+        face_key = saved_face
+        target_key, _ = await admission.store_upload(ctx, pictures[0], "image")
+    elif len(pictures) < 2:
         raise UserFacingError("error-swap-needs-two")
-    face_key, _ = await admission.store_upload(ctx, pictures[0], "face")
-    target_key, _ = await admission.store_upload(ctx, pictures[1], "image")
+    else:
+        face_key, _ = await admission.store_upload(ctx, pictures[0], "face")
+        target_key, _ = await admission.store_upload(ctx, pictures[1], "image")
     spec = FaceSwap(face_image=face_key, target_image=target_key)
     await admission.enqueue(ctx, spec, admission.tool_backend(ctx, parsed.flags))
 

@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-BOT_ID = 4242
+BOT_ID = 123456  # a bot's id is the number its token starts with
 BOT_USERNAME = "imagebot"
 SENDING = ("sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "editMessageText", "editMessageCaption",
            "editMessageMedia")
@@ -78,6 +78,7 @@ class FakeTelegram:
         self.admins: set[tuple[int, int]] = set()  # (chat_id, user_id)
         self.files: dict[str, bytes] = {}
         self.webhook: dict[str, Any] | None = None
+        self.media_edits = True  # False: editMessageMedia refused, as older or local Bot API servers do
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._user_ids: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
@@ -446,6 +447,8 @@ class FakeTelegram:
 
     async def _m_editMessageMedia(self, params, files):  # type: ignore[no-untyped-def]  # noqa: N802
         # Also replaces a text message with media, as the Bot API allows.
+        if not self.media_edits:
+            return self._error(400, "Bad Request: MEDIA_EDIT_NOT_SUPPORTED")
         sent = self._editable(params)
         if isinstance(sent, web.Response):
             return sent

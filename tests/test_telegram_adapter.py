@@ -173,11 +173,14 @@ async def test_a_reply_to_a_photo_brings_the_replied_photo_and_an_attached_one(f
     assert fake.count("getFile") == 2
 
 
-async def test_a_photo_without_a_command_is_not_even_downloaded(fake, app):
-    await fake.say(ANN["id"], ANN, "", photo=png())
+async def test_a_bare_photo_reaches_the_handlers_in_private_and_is_not_even_downloaded_in_groups(fake, app):
+    await fake.say(GROUP, ANN, "", photo=png())  # group chatter: not for us
+    await fake.say(ANN["id"], ANN, "", photo=png())  # in private: the handlers offer what to do with it
     await fake.say(ANN["id"], ANN, "/help")
-    await app.wait(lambda: len(app.incoming) == 1)
-    assert app.incoming[0].text == "/help" and fake.count("getFile") == 0
+    await app.wait(lambda: len(app.incoming) == 2)
+    bare = next(i for i in app.incoming if not i.text)
+    assert (len(bare.images), bare.chat.is_private) == (1, True) and {i.text for i in app.incoming} == {"", "/help"}
+    assert fake.count("getFile") == 1
 
 
 async def test_a_huge_file_is_refused_with_a_message_in_the_users_language(fake, app):

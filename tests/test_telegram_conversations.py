@@ -224,3 +224,53 @@ async def test_webhook_mode_takes_updates_only_with_the_secret(tmp_path, tiny_mo
                 assert response.status == 401
         assert len(await runtime.storage.recent_jobs()) == 1
     assert fake.count("getUpdates") == 0 and fake.token not in caplog.text
+
+
+async def test_in_a_group_a_reply_with_only_flags_reruns_the_result(tmp_path, tiny_model_dir, fake):
+    async with running_bot(tmp_path, tiny_model_dir, fake) as runtime:
+        await fake.say(GROUP, ANN, "/imagine@imagebot a cat --steps 2 --size 64x64 --seed 1")
+        await fake.wait_until(lambda: len(fake.seen(GROUP, kind="photo")) == 1)
+        result = fake.seen(GROUP, kind="photo")[0]
+        await fake.say(GROUP, BOB, "--seed 9 --steps 2", reply_to=result.message_id)  # no command: a re-run
+        await fake.say(GROUP, BOB, "nice one", reply_to=result.message_id)  # chatter stays unanswered
+        await fake.wait_until(lambda: len(fake.seen(GROUP, kind="photo")) == 2)
+        await runtime.wait_idle()
+        rerun = next(j for j in await runtime.storage.recent_jobs() if j.parent_job)
+        assert (rerun.spec.prompt, rerun.spec.seed) == ("a cat", 9)
+        assert len(await runtime.storage.recent_jobs()) == 2
+
+
+async def test_a_bare_photo_in_private_offers_upscale_and_use_as_face(tmp_path, tiny_model_dir, tiny_tool_models,
+                                                                     fake):
+    (tmp_path / "models").mkdir(exist_ok=True)
+    (tmp_path / "models" / "demo-tools").symlink_to(tiny_tool_models.upscaler.parent.parent, target_is_directory=True)
+    async with running_bot(tmp_path, tiny_model_dir, fake) as runtime:
+        await fake.say(ANN["id"], ANN, photo=png((64, 64)))
+        await fake.wait_until(lambda: any(m.buttons() for m in fake.seen(ANN["id"], kind="text")))
+        offer = next(m for m in fake.seen(ANN["id"], kind="text") if m.buttons())
+        assert "/imagine" in offer.text and [b for b, _ in offer.buttons()] == ["⬆️ Upscale", "🙂 Use as face"]
+        query = await fake.press(ANN["id"], ANN, offer.message_id, dict(offer.buttons())["⬆️ Upscale"])
+        await fake.wait_until(lambda: fake.answer_for(query) is not None and
+                              len(fake.seen(ANN["id"], kind="photo")) == 1)
+        await runtime.wait_idle()
+        upscaled = fake.seen(ANN["id"], kind="photo")[0]
+        assert [b for b, _ in upscaled.buttons()] == ["U1", "V1"]  # an upscale can be upscaled again
+        face = await fake.press(ANN["id"], ANN, offer.message_id, dict(offer.buttons())["🙂 Use as face"])
+        await fake.wait_until(lambda: fake.answer_for(face) is not None)
+        assert "face" in fake.answer_for(face)["text"]
+        user = await runtime.storage.user("telegram", str(ANN["id"]))
+        assert user.settings.get("face")
+        forged = await fake.press(ANN["id"], BOB, offer.message_id, "p:u:" + "0" * 16)
+        await fake.wait_until(lambda: fake.answer_for(forged) is not None)
+        assert fake.answer_for(forged)["show_alert"] is True
+
+
+async def test_without_media_edits_progress_falls_back_to_text(tmp_path, tiny_model_dir, fake):
+    fake.media_edits = False  # an older or local Bot API server
+    async with running_bot(tmp_path, tiny_model_dir, fake, progress_interval_s=0.0) as runtime:
+        await fake.say(ANN["id"], ANN, "/imagine a slow fox --steps 40 --size 256x256")
+        await fake.wait_until(lambda: len(fake.seen(ANN["id"], kind="photo")) == 1)
+        await runtime.wait_idle()
+    assert fake.count("editMessageMedia", ANN["id"]) == 1  # refused once, then not asked again
+    assert fake.count("editMessageText", ANN["id"]) >= 2  # progress still shown, as text
+    assert fake.flood_errors == 0

@@ -85,7 +85,8 @@ class TelegramAdapter:
         self.max_download_bytes = max_download_bytes
         self._admins: dict[tuple[int, int], tuple[float, bool]] = {}
         self.router = Router(name="imagebot-telegram")
-        self.router.message.register(self.on_message, F.text | F.caption)
+        # Text and captions, and in private chats a bare picture (the handlers offer what to do with it).
+        self.router.message.register(self.on_message, F.text | F.caption | F.photo | F.document)
         self.router.callback_query.register(self.on_press)
 
     # --- pictures -------------------------------------------------------------------------
@@ -132,6 +133,12 @@ class TelegramAdapter:
         self._admins[key] = (now, admin)
         return admin
 
+    def _flags_for_us(self, message: Message, text: str) -> bool:
+        """A reply to one of our messages with only flags ("--seed 9"): a re-run, also in groups."""
+        replied = message.reply_to_message
+        ours = replied is not None and replied.from_user is not None and replied.from_user.id == self.bot.id
+        return ours and text.lstrip().startswith(("--", "—", "–"))
+
     def addressed_to_us(self, text: str) -> bool:
         """``/cmd@otherbot`` belongs to another bot in the group."""
         command = command_of(text)
@@ -145,9 +152,11 @@ class TelegramAdapter:
             return
         text = message.text or message.caption or ""
         chat = chat_ref(message.chat, message)
-        if not chat.is_private and command_of(text) is None:
-            return  # in groups the bot answers commands only
-        if not text.strip() or not self.addressed_to_us(text):
+        if not chat.is_private and command_of(text) is None and not self._flags_for_us(message, text):
+            return  # in groups the bot answers commands, and flags sent in reply to its results
+        if not self.addressed_to_us(text):
+            return
+        if not text.strip() and not (chat.is_private and picture_of(message)):
             return
         user = user_ref(sender, private=chat.is_private)
         try:

@@ -199,3 +199,7 @@ flag-embedding = A textual-inversion embedding for the negative prompt
 flag-image = A picture to work on
 flag-mask = Inpainting mask: white is repainted
 flag-face = The face to swap in
+picture-options = What shall I do with this picture? Reply to it with /imagine and what to paint to repaint it, or press a button.
+button-upscale = ⬆️ Upscale
+button-use-as-face = 🙂 Use as face
+face-saved = Saved as your face: reply /swap to any picture to put it there.

@@ -199,3 +199,7 @@ flag-face = 要换上的人脸
 console-resumed = ↻ 正在继续上次未完成的 { $count } 个任务。
 console-default-model-missing = ⚠️ 这里无法使用默认模型“{ $model }”：它尚未下载，且无法连接 Hugging Face。可以运行“make demo-model”生成演示模型并使用 --model demo（它只会画出噪点），或设置 IMAGEBOT_DEFAULT_MODEL=demo。
 error-control-not-on-model = 模型 { $model } 没有“{ $value }”ControlNet。它有：{ $choices }。
+picture-options = 要怎么处理这张图片？用 /imagine 加上描述回复它即可重绘，或者按下按钮。
+button-upscale = ⬆️ 放大
+button-use-as-face = 🙂 用作人脸
+face-saved = 已保存为你的人脸：用 /swap 回复任意图片即可换上。
