@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from handlers import admission
 from handlers.context import Ctx
 from handlers.port import Incoming
@@ -31,16 +33,67 @@ async def balance(ctx: Ctx, rest: str, incoming: Incoming) -> None:
     await ctx.reply(text)
 
 
+PAGE = 30  # names per page of /models BACKEND
+SUMMARY = 12  # names per backend in the /models overview
+
+
 @router.command("models")
 async def models(ctx: Ctx, rest: str, incoming: Incoming) -> None:
+    """``/models`` an overview; ``/models BACKEND [SEARCH] [page N]`` one backend, searchable,
+    paged, with its LoRAs, VAEs and embeddings; models that cannot be had here say why."""
+    words = rest.split()
+    page = 1
+    if len(words) >= 2 and words[-2].lower() == "page" and words[-1].isdigit():
+        page, words = max(1, int(words[-1])), words[:-2]
+    backends = [b for b in sorted(ctx.services.backends) if b != ctx.services.config.tools_backend]
+    if words and words[0] in ctx.services.backends:
+        await ctx.reply(await _one_backend(ctx, words[0], " ".join(words[1:]), page))
+        return
+    search = " ".join(words)
     lines = [ctx.t("models-header")]
-    for name in sorted(ctx.services.backends):
-        found = await admission.models_of(ctx.services, name)
-        if not found:
+    for name in backends:
+        names = await _names(ctx, name, search)
+        if not names:
             continue
-        shown = ", ".join(m.name for m in found[:15]) + (" …" if len(found) > 15 else "")
+        more = len(names) - SUMMARY
+        shown = ", ".join(names[:SUMMARY]) + (" " + ctx.t("models-more", count=more, backend=name) if more > 0 else "")
         lines.append(ctx.t("models-line", backend=name, models=shown))
+    if len(lines) == 1:
+        lines.append(ctx.t("models-none", search=search or "-"))
     await ctx.reply("\n".join(lines))
+
+
+async def _one_backend(ctx: Ctx, backend: str, search: str, page: int) -> str:
+    names = await _names(ctx, backend, search)
+    pages = max(1, -(-len(names) // PAGE))
+    page = min(page, pages)
+    lines = [ctx.t("models-backend-header", backend=backend, count=len(names), page=page, pages=pages)]
+    lines.append(", ".join(names[(page - 1) * PAGE:page * PAGE]) or ctx.t("models-none", search=search or "-"))
+    extras = getattr(ctx.services.backends[backend], "extras", None)
+    if extras is not None:
+        try:
+            found = await extras()
+        except Exception:
+            found = {}
+        for kind in ("lora", "vae", "embedding"):
+            listed = [m.name for m in found.get(kind, []) if search.lower() in m.name.lower()]
+            if listed:
+                shown = ", ".join(listed[:PAGE]) + (" …" if len(listed) > PAGE else "")
+                lines.append(ctx.t("models-extras", kind=kind, names=shown))
+    if page < pages:
+        lines.append(ctx.t("models-next-page", backend=backend, page=page + 1))
+    return "\n".join(lines)
+
+
+async def _names(ctx: Ctx, backend: str, search: str) -> list[str]:
+    """The backend's model names containing ``search``, each marked when it cannot be had here."""
+    found = [m for m in await admission.models_of(ctx.services, backend) if search.lower() in m.name.lower()]
+    check = getattr(ctx.services.backends[backend], "unavailable", None)
+    if check is None:
+        return [m.name for m in found]
+    reasons = await asyncio.to_thread(lambda: [check(m.name) for m in found])  # may ask the hub: off the loop
+    return [m.name if reason is None else ctx.t("models-unavailable", model=m.name, reason=reason)
+            for m, reason in zip(found, reasons, strict=True)]
 
 
 @router.command("cancel")

@@ -316,3 +316,15 @@ async def test_group_admins_set_chat_defaults_and_a_shared_pool(bot):
     assert (await runtime.storage.balance(bob.id)).free_left_today == 10  # paid by the pool
     await runtime.app.handle_message(say("/balance", user=person("bob"), chat=GROUP), chat)
     assert "shared pool: 0 of 2" in chat.log[-1].text
+
+
+async def test_models_are_searchable_paged_and_say_which_cannot_be_had_here(bot):
+    runtime, chat = bot
+    await runtime.app.handle_message(say("/models"), chat)
+    overview = chat.log[-1].text
+    assert "demo" in overview and "sd-turbo (not downloaded, no internet here)" in overview
+    await runtime.app.handle_message(say("/models local turbo"), chat)
+    found = chat.log[-1].text
+    assert "Models on local" in found and "sd-turbo" in found and "demo" not in found.split("\n", 1)[1]
+    await runtime.app.handle_message(say("/models local page 9"), chat)
+    assert "page 1 of 1" in chat.log[-1].text  # past the end: the last page

@@ -203,3 +203,17 @@ picture-options = What shall I do with this picture? Reply to it with /imagine a
 button-upscale = ⬆️ Upscale
 button-use-as-face = 🙂 Use as face
 face-saved = Saved as your face: reply /swap to any picture to put it there.
+models-more = … and { $count } more: /models { $backend }
+models-none = No model matches “{ $search }”.
+models-backend-header = Models on { $backend } ({ $count }), page { $page } of { $pages }:
+models-extras = { $kind ->
+    [lora] LoRAs (--lora NAME:0.8)
+    [vae] VAEs (--vae NAME)
+   *[other] Embeddings (--embedding NAME)
+}: { $names }
+models-next-page = More: /models { $backend } page { $page }
+models-unavailable = { $model } ({ $reason ->
+    [not-downloaded] not downloaded, no internet here
+    [missing-folder] its folder is missing
+   *[other] cannot be used here
+})

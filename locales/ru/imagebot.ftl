@@ -270,3 +270,17 @@ picture-options = Что сделать с этой картинкой? Отве
 button-upscale = ⬆️ Увеличить
 button-use-as-face = 🙂 Взять как лицо
 face-saved = Сохранено как ваше лицо: ответьте /swap на любую картинку, чтобы подставить его.
+models-more = … и ещё { $count }: /models { $backend }
+models-none = Нет моделей, подходящих под «{ $search }».
+models-backend-header = Модели на { $backend } ({ $count }), страница { $page } из { $pages }:
+models-extras = { $kind ->
+    [lora] LoRA (--lora НАЗВАНИЕ:0.8)
+    [vae] VAE (--vae НАЗВАНИЕ)
+   *[other] Эмбеддинги (--embedding НАЗВАНИЕ)
+}: { $names }
+models-next-page = Дальше: /models { $backend } page { $page }
+models-unavailable = { $model } ({ $reason ->
+    [not-downloaded] не скачана, интернета здесь нет
+    [missing-folder] нет её папки
+   *[other] здесь недоступна
+})

@@ -203,3 +203,17 @@ picture-options = 要怎么处理这张图片？用 /imagine 加上描述回复�
 button-upscale = ⬆️ 放大
 button-use-as-face = 🙂 用作人脸
 face-saved = 已保存为你的人脸：用 /swap 回复任意图片即可换上。
+models-more = … 还有 { $count } 个：/models { $backend }
+models-none = 没有匹配“{ $search }”的模型。
+models-backend-header = { $backend } 上的模型（{ $count } 个），第 { $page }/{ $pages } 页：
+models-extras = { $kind ->
+    [lora] LoRA（--lora 名称:0.8）
+    [vae] VAE（--vae 名称）
+   *[other] 嵌入（--embedding 名称）
+}：{ $names }
+models-next-page = 更多：/models { $backend } page { $page }
+models-unavailable = { $model }（{ $reason ->
+    [not-downloaded] 尚未下载，这里无法联网
+    [missing-folder] 文件夹不存在
+   *[other] 这里无法使用
+}）
