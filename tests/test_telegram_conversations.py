@@ -153,7 +153,8 @@ async def test_img2img_by_photo_caption_and_by_reply_to_a_photo(tmp_path, tiny_m
         assert sorted(j.kind for j in jobs) == ["img2img", "img2img"]
         shapes = {j.spec.prompt: j.spec.width > j.spec.height for j in jobs}
         assert shapes == {"watercolor": True, "oil painting": False}  # each keeps its photo's shape
-    assert fake.count("getFile") == 2
+    assert fake.count("getFile") == 3  # the bare photo too: the bot offered what to do with it
+    assert any(m.buttons() and "/imagine" in m.text for m in fake.seen(ANN["id"], kind="text"))
     assert fake.token not in caplog.text
 
 
