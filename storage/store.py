@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from engine.jobs import JobSpec, dump_job_spec, parse_job_spec
 from storage.owner import OwnerLock
@@ -45,6 +47,10 @@ _PREDECESSORS: dict[JobState, tuple[JobState, ...]] = {
     JobState.CANCELLED: (JobState.QUEUED, JobState.RUNNING),
     JobState.QUEUED: (JobState.RUNNING,),  # handed back (a worker was lost)
 }
+
+
+def _is_busy(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error))
 
 
 class QuotaExceeded(Exception):
@@ -158,13 +164,22 @@ class Storage:
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self._db
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+
+    async def _begin(self) -> None:
+        """Take the write lock. Each try waits busy_timeout (10 s) for another process's write;
+        a few tries with backoff ride out even a long CLI transaction, so a busy database
+        never leaves a job half-written or holding its quota."""
+        async for attempt in AsyncRetrying(stop=stop_after_attempt(4), wait=wait_exponential(multiplier=0.5, max=5),
+                                           retry=retry_if_exception(_is_busy), reraise=True):
+            with attempt:
+                await self._db.execute("BEGIN IMMEDIATE")
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         rows = await self._all(sql, params)
