@@ -85,7 +85,7 @@ def test_killed_mid_job_then_restarted_finishes_and_charges_once(data_dir):
     proc = subprocess.Popen([sys.executable, "-m", "bot", "console"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stdin and proc.stdout
-    proc.stdin.write("/imagine interrupted --steps 80 --size 512x512 --n 2 --seed 11\n")
+    proc.stdin.write("/imagine interrupted --steps 40 --size 320x320 --n 2 --seed 11\n")
     proc.stdin.flush()
     deadline = time.monotonic() + 120
     seen = ""

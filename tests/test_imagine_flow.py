@@ -266,7 +266,7 @@ async def test_a_job_interrupted_by_a_restart_is_finished_once(tmp_path, tiny_mo
     settings = demo_settings(tmp_path, tiny_model_dir)
     chat1 = RecordingMessenger()
     first = await started_runtime(settings, chat1)
-    await first.app.handle_message(say("/imagine slow --steps 60 --size 512x512 --n 2 --seed 3"), chat1)
+    await first.app.handle_message(say("/imagine slow --steps 40 --size 320x320 --n 2 --seed 3"), chat1)
     await chat1.wait_for(lambda s: s.kind == "edit" and "%" in s.text)
     await first.scheduler.stop()  # the process dies: the job stays 'running' on disk
     await first.storage.close()

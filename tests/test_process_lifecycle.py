@@ -77,7 +77,7 @@ def test_ctrl_c_mid_job_ends_cleanly_and_the_job_resumes_at_the_next_start_and_q
         data_dir: Path) -> None:
     proc = _console(data_dir)
     assert proc.stdin is not None
-    proc.stdin.write("/imagine interrupted by ctrl-c --steps 40 --size 384x384 --seed 5\n")
+    proc.stdin.write("/imagine interrupted by ctrl-c --steps 30 --size 320x320 --seed 5\n")
     proc.stdin.flush()
     _read_until(proc, "%")
     proc.send_signal(signal.SIGINT)
