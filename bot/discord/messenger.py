@@ -306,7 +306,7 @@ class DiscordMessenger:
                 if not _too_large(e) or attempt == UPLOAD_ATTEMPTS - 1:
                     raise
                 largest = max(len(f.data) for f in fitted)
-                limit = max(16 * 1024, min(limit, largest) // 2)
+                limit = max(2048, min(limit, largest) // 2)
                 if chat.space_id:
                     self._upload_limits[chat.space_id] = limit
                 log.info("upload refused as too large; shrinking pictures under %d bytes", limit)
