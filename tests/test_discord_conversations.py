@@ -38,6 +38,7 @@ from tests.fake_discord import (
     FakeMessage,
     FakeUser,
     Intent,
+    Perm,
 )
 from tests.fixtures_tools import face_picture
 
@@ -399,6 +400,17 @@ async def test_a_429_storm_and_a_tiny_upload_limit_lose_no_result(tmp_path, tiny
     assert fake.count("send_message", status=429) == 7
     print(f"429s received: {fake.rate_limited}, 413s: {fake.count('send_message', status=413)}")
 
+
+
+async def test_where_the_bot_may_not_post_pictures_it_says_so_and_queues_nothing(tmp_path, tiny_model_dir, fake,
+                                                                                 world):
+    fake.set_overwrite(world.channel, fake.bot, deny=Perm.ATTACH_FILES)
+    async with running_bot(tmp_path, tiny_model_dir, fake) as runtime:
+        ix = await fake.slash(world.bob, world.thread, "imagine", {"prompt": "a fox", **QUICK})
+        assert "cannot post pictures in this channel" in (await answered(fake, ix))[0]
+        balance = await fake.slash(world.bob, world.thread, "balance")  # what needs no posting still works
+        assert "Free pictures left today: 10 of 10" in (await answered(fake, balance))[0]
+        assert await runtime.storage.recent_jobs() == []
 
 # --- commands: localized, synced where configured, autocomplete from the cache -----------------------
 

@@ -40,6 +40,9 @@ PLATFORM = "discord"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 PROMPT_LIMIT = 1000
 _MENTION = re.compile(r"<@[!&]?\d+>")
+# What makes a job, whose status and pictures the bot posts in the channel itself.
+JOB_COMMANDS = ("/imagine", "/swap", "/upscale")
+JOB_PRESSES = ("u", "v", "r")
 
 
 class Handlers(Protocol):
@@ -78,6 +81,16 @@ def rights(permissions: discord.Permissions) -> tuple[bool, bool]:
     """(chat admin, space admin): Manage Channels for this channel, Manage Server for the guild."""
     space = permissions.administrator or permissions.manage_guild
     return space or permissions.manage_channels, space
+
+
+def cannot_post(interaction: discord.Interaction) -> bool:
+    """Whether the bot lacks what posting a job's status and pictures takes in this channel
+    (the interaction says what the bot may do there, no API call needed)."""
+    if interaction.guild_id is None:
+        return False
+    perms = interaction.app_permissions
+    speak = perms.send_messages_in_threads if isinstance(interaction.channel, discord.Thread) else perms.send_messages
+    return not (perms.view_channel and speak and perms.attach_files)
 
 
 def pictures_of(message: discord.Message | None) -> list[discord.Attachment]:
@@ -165,6 +178,11 @@ class DiscordAdapter:
                 return
             live, chat, user, chat_admin, space_admin = self._begin(interaction)
             try:
+                if text.split(maxsplit=1)[0] in JOB_COMMANDS and cannot_post(interaction):
+                    # A job here could never show its status or deliver: say so before queueing it.
+                    line = tr(await self._language(user), "discord-cannot-post")
+                    await self.messenger.send_text(chat, line, reply_to=live.key, personal=True)
+                    return
                 try:
                     got = [await self._download(a) for a in images]
                     got_mask = await self._download(mask) if mask is not None else None
@@ -243,6 +261,9 @@ class DiscordAdapter:
             live.pressed = str(message.id)
             self.live.may_edit(live.pressed, live)
             press = Press(chat=chat, user=user, message_id=live.pressed, data=data, press_id=live.key)
+            if data.split(":", 1)[0] in JOB_PRESSES and cannot_post(interaction):
+                await self.messenger.answer_press(press, tr(await self._language(user), "discord-cannot-post"))
+                return
             await self.app.handle_press(press, self.messenger)
             # Not answered: the deferred update stands (the button simply stops spinning).
 

@@ -33,6 +33,7 @@ discord-modal-prompt-hint = e.g. a watercolor --strength 0.5 (flags work too)
 discord-modal-swap = Swap a face into this picture
 discord-modal-face = The face photo
 
+discord-cannot-post = I cannot post pictures in this channel. A server admin can let me: View Channel, Send Messages (Send Messages in Threads, in threads) and Attach Files.
 discord-no-picture = That message has no picture I can use.
 discord-file-too-big = That file is too big for me (at most { $size }).
 discord-download-failed = I could not fetch that picture from Discord. Please try again.

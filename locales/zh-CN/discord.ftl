@@ -32,6 +32,7 @@ discord-modal-prompt-hint = 例如：水彩画 --strength 0.5（也可以写参�
 discord-modal-swap = 把一张脸换到这张图上
 discord-modal-face = 人脸照片
 
+discord-cannot-post = 我无法在这个频道发图片。服务器管理员可以给我这些权限：查看频道、发送消息（在子区里是“在子区中发送消息”）和附加文件。
 discord-no-picture = 那条消息里没有我能用的图片。
 discord-file-too-big = 这个文件太大了（最多 { $size }）。
 discord-download-failed = 我没能从 Discord 取到那张图片，请再试一次。
