@@ -145,7 +145,6 @@ class DiscordAdapter:
         chat = chat_ref(interaction.channel, interaction.channel_id, interaction.guild_id)
         user = user_ref(interaction.user, private=chat.is_private, locale=str(interaction.locale))
         live = self.live.add(interaction, mention=user.mention)
-        live.deferred = True
         self.messenger.learn_upload_limit(chat, getattr(interaction, "filesize_limit", None))
         chat_admin, space_admin = rights(interaction.permissions) if not chat.is_private else (True, False)
         return live, chat, user, chat_admin, space_admin

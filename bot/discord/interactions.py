@@ -29,7 +29,6 @@ class Live:
     interaction: discord.Interaction
     received: float  # time.monotonic()
     mention: str
-    deferred: bool = False  # the "thinking…" (or deferred update) response went out
     filled: bool = False  # a follow-up replaced the "thinking…" message
     status: MessageRef | None = None  # the status message posted in answer to it
     pressed: str | None = None  # a component interaction: the message whose button was pressed
