@@ -165,7 +165,7 @@ def tool_commands(actions: Actions) -> list[app_commands.Command[Any, ..., Any]]
 
     @app_commands.describe(image=_text("flag-image"), scale=_text("flag-scale"))
     async def upscale(interaction: discord.Interaction, image: discord.Attachment,
-                      scale: SCALE | None = None) -> None:
+                      scale: SCALE | None = None) -> None:  # type: ignore[valid-type]
         await actions.command(interaction, "/upscale" + (f" --scale {scale}" if scale else ""), images=[image])
 
     return [_command("swap", swap), _command("upscale", upscale)]
@@ -235,8 +235,10 @@ def context_menus(actions: Actions) -> list[app_commands.ContextMenu]:
 def build(tree: app_commands.CommandTree[Any], actions: Actions, *, backends: Sequence[str],
           guilds: Sequence[int] = ()) -> None:
     """Every command into ``tree``: global, or (``guilds``) in those guilds only."""
-    for command in (imagine_command(actions, backends), *tool_commands(actions), *account_commands(actions),
-                    *admin_commands(actions), *context_menus(actions)):
+    everything: list[app_commands.Command[Any, ..., Any] | app_commands.ContextMenu] = [
+        imagine_command(actions, backends), *tool_commands(actions), *account_commands(actions),
+        *admin_commands(actions), *context_menus(actions)]
+    for command in everything:
         tree.add_command(command)
     expected = set(MENU_COMMANDS) | set(ADMIN_COMMANDS)
     assert {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)} == expected, \

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import discord
@@ -81,6 +81,11 @@ def cut(text: str, limit: int = TEXT_LIMIT) -> str:
     if space > limit * 0.6:
         head = head[:space]
     return head.rstrip() + "…"
+
+
+def _or_missing(value: Any) -> Any:
+    """discord.py's "not given" for an optional argument we do not have."""
+    return discord.utils.MISSING if value is None else value
 
 
 def human_size(size: int) -> str:
@@ -159,8 +164,7 @@ class DiscordMessenger:
         view = view_of(buttons)
         try:
             message = await live.interaction.followup.send(
-                cut(text), ephemeral=True, wait=True, allowed_mentions=NO_PINGS,
-                **({"view": view} if view is not None else {}))
+                cut(text), ephemeral=True, wait=True, allowed_mentions=NO_PINGS, view=_or_missing(view))
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as e:
             log.info("ephemeral follow-up refused (%s %s); answering in the channel",
                      type(e).__name__, getattr(e, "code", ""))
@@ -176,8 +180,8 @@ class DiscordMessenger:
         view = view_of(buttons)
 
         async def call() -> discord.Message:
-            return await channel.send(cut(text), reference=reference, allowed_mentions=mentions,  # type: ignore[arg-type]
-                                      **({"view": view} if view is not None else {}))
+            return await channel.send(cut(text), reference=cast(Any, reference), allowed_mentions=mentions,
+                                      view=_or_missing(view))
 
         message = await self.limiter.send(self.channel_key(chat), chat.is_private, call)
         return MessageRef(chat, str(message.id))
@@ -287,8 +291,12 @@ class DiscordMessenger:
         reference = self._reference(chat, reply_to)
         view = view_of(buttons)
         limit = self.upload_limit(chat)
+
+        def fit_all(limit: int) -> list[uploads.Fitted]:
+            return [uploads.fit(i.png, i.filename, limit) for i in images]
+
         for attempt in range(UPLOAD_ATTEMPTS):
-            fitted = await asyncio.to_thread(lambda lim=limit: [uploads.fit(i.png, i.filename, lim) for i in images])
+            fitted = await asyncio.to_thread(fit_all, limit)
             text = caption
             if any(f.reencoded for f in fitted):
                 note = tr(self.language, "discord-reencoded", size=human_size(limit))
@@ -296,9 +304,8 @@ class DiscordMessenger:
 
             async def call(fitted: list[uploads.Fitted] = fitted, text: str = text) -> discord.Message:
                 files = [discord.File(io.BytesIO(f.data), f.filename) for f in fitted]
-                return await channel.send(cut(text) if text else None, files=files,  # type: ignore[arg-type]
-                                          reference=reference, allowed_mentions=MENTION_SENDER,  # type: ignore[arg-type]
-                                          **({"view": view} if view is not None else {}))
+                return await channel.send(cut(text) if text else None, files=files, reference=cast(Any, reference),
+                                          allowed_mentions=MENTION_SENDER, view=_or_missing(view))
 
             try:
                 return await self.limiter.send(self.channel_key(chat), chat.is_private, call)
