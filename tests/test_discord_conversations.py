@@ -416,7 +416,8 @@ async def test_where_the_bot_may_not_post_pictures_it_says_so_and_queues_nothing
 
 async def test_commands_are_localized_synced_to_the_configured_guild_and_autocomplete_answers_from_the_cache(
         tmp_path, tiny_model_dir, fake, world):
-    async with running_bot(tmp_path, tiny_model_dir, fake, discord_guilds=[world.guild.id]) as runtime:
+    async with running_bot(tmp_path, tiny_model_dir, fake, discord_guilds=[world.guild.id],
+                           admins=[f"discord:{world.ann.id}"]) as runtime:
         assert fake.registered() == []  # IMAGEBOT_DISCORD_GUILDS: nothing global, all in the guild at once
         imagine = command(fake, "imagine", world.guild)
         assert imagine["name_localizations"] == {"zh-CN": "画图", "ru": "нарисовать"}
@@ -429,8 +430,12 @@ async def test_commands_are_localized_synced_to_the_configured_guild_and_autocom
             assert command(fake, admin_only, world.guild)["default_member_permissions"] == str(1 << 5)
         with pytest.raises(PermissionError):  # hidden from members who may not manage the server
             await fake.slash(world.bob, world.channel, "stats")
-        stats = await fake.slash(world.ann, world.channel, "stats")
-        assert "Only bot admins" in (await answered(fake, stats))[0]  # and the handlers check IMAGEBOT_ADMINS
+        owner = await fake.slash(world.guild.owner, world.channel, "stats")
+        assert "Only bot admins" in (await answered(fake, owner))[0]  # the handlers check IMAGEBOT_ADMINS too
+        granted = await fake.slash(world.ann, world.channel, "grant", {"user": world.bob, "amount": 5})
+        assert "5" in (await answered(fake, granted))[0]
+        bob = await runtime.storage.user("discord", str(world.bob.id))
+        assert (await runtime.storage.balance(bob.id)).credits == 5
 
         await runtime.app.suggestions.warm()
         typed = await fake.autocomplete(world.bob, world.channel, "imagine", {"prompt": "a fox", "model": "de"},
@@ -441,6 +446,14 @@ async def test_commands_are_localized_synced_to_the_configured_guild_and_autocom
         # Cat's Discord speaks Chinese: the bot answers her in Chinese until she picks another language.
         balance = await fake.slash(world.cat, world.channel, "balance", locale="zh-CN")
         assert "今日剩余免费张数" in (await answered(fake, balance))[0]
+
+        # Discord sometimes refuses a live token's follow-up: the answer comes as a reply in the
+        # channel that mentions the one who asked, and the "thinking…" is cleared away.
+        fake.fail("followup", 404, code=10015, message="Unknown Webhook")
+        refused = await fake.slash(world.bob, world.channel, "balance")
+        await fake.wait_until(lambda: refused.original is not None and refused.original.deleted)
+        reply = fake.messages_in(world.channel, from_bot=True, visible_to=world.ann)[-1]
+        assert reply.content.startswith(f"<@{world.bob.id}> 💳") and not reply.ephemeral
 
 
 async def test_a_burst_of_fifty_commands_is_acknowledged_within_three_seconds(tmp_path, tiny_model_dir, fake, world):
