@@ -22,6 +22,7 @@ from PIL import Image
 from bot.discord.messenger import DISCORD_LIMITS
 from bot.discord.runner import run_discord
 from bot.wiring import Runtime, build_runtime
+from handlers.app import ADMIN_COMMANDS, MENU_COMMANDS
 from handlers.flags import FLAGS, bounds
 from locales import tr
 from storage.records import JobState
@@ -166,6 +167,8 @@ async def test_imagine_in_a_channel_a_thread_and_a_dm_with_typed_options_and_inl
         tmp_path, tiny_model_dir, fake, world, caplog):
     caplog.set_level(logging.DEBUG)
     async with running_bot(tmp_path, tiny_model_dir, fake) as runtime:
+        slash = {c["name"] for c in fake.registered() if c["type"] == 1}
+        assert slash == set(MENU_COMMANDS) | set(ADMIN_COMMANDS)  # every command the handlers have
         imagine = command(fake, "imagine")
         # The options are the flag table's: ranges from the job model, choices where it has them.
         for spec in FLAGS:

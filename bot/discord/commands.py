@@ -240,9 +240,10 @@ def build(tree: app_commands.CommandTree[Any], actions: Actions, *, backends: Se
         *admin_commands(actions), *context_menus(actions)]
     for command in everything:
         tree.add_command(command)
-    expected = set(MENU_COMMANDS) | set(ADMIN_COMMANDS)
-    assert {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)} == expected, \
-        "the Discord commands and handlers.app's command list disagree"
+    offered = {c.name for c in tree.get_commands(type=discord.AppCommandType.chat_input)}
+    missing = (set(MENU_COMMANDS) | set(ADMIN_COMMANDS)) - offered
+    if missing:  # a command the handlers gained: it works in DMs as text, but has no slash command yet
+        log.warning("no Discord slash command for: %s", ", ".join(sorted(missing)))
     if guilds:
         for guild in guilds:
             tree.copy_global_to(guild=discord.Object(guild))
