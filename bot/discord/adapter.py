@@ -208,7 +208,7 @@ class DiscordAdapter:
                 await live.interaction.edit_original_response(content=line)
             else:
                 await live.interaction.delete_original_response()
-        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as e:
+        except Exception as e:  # a courtesy: the job, if any, goes on regardless
             log.info("the deferred answer was not resolved (%s)", type(e).__name__)
 
     async def imagine_from(self, interaction: discord.Interaction, message: discord.Message) -> None:
