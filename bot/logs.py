@@ -30,6 +30,10 @@ _SHAPES = (
     (re.compile(r"(/callbacks/[A-Za-z0-9_-]+/)[A-Za-z0-9_.~-]{8,}"), r"\1<redacted>"),
     # A Telegram bot token anywhere (file and API URLs)
     (re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b"), "<telegram-token>"),
+    # Discord interaction tokens: in callback and follow-up webhook URLs, and in gateway
+    # INTERACTION_CREATE payloads (discord.py logs both at DEBUG). Each is good for 15 minutes.
+    (re.compile(r"(/(?:interactions|webhooks)/\d+/)[A-Za-z0-9_.~-]{16,}"), r"\1<redacted>"),
+    (re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]{16,}"""), r"\1<redacted>"),
 )
 
 _secrets: set[str] = set()

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
 
     # --- Discord -------------------------------------------------------------------
     discord_token: SecretStr = SecretStr("")
+    # Where discord.py talks REST and the gateway (tests and proxies point these elsewhere).
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    # Guild ids: sync the slash commands to these guilds only (instant), else globally.
+    discord_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # The privileged message-content intent: replies to results with flags re-run them in servers.
+    discord_message_content: bool = False
 
     # --- vendors (see shared seeds) ------------------------------------------------
     paint4_base_url: str = ""  # https://paint4.art
@@ -90,7 +97,7 @@ class Settings(BaseSettings):
     vendor_timeout_s: float = 60.0
     vendor_task_timeout_s: float = 600.0
 
-    @field_validator("platforms", "admins", "fallback_backends", mode="before")
+    @field_validator("platforms", "admins", "fallback_backends", "discord_guilds", mode="before")
     @classmethod
     def _split_csv(cls, v: Any) -> Any:
         return _csv(v)

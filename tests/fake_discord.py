@@ -37,9 +37,10 @@ What it models (checked against discord.py 2.7's source, not guessed)
 * REST under ``/api/v10``: login, application info, command sync (with Discord's daily
   command-create budget), messages (JSON or multipart ``payload_json`` + ``files[n]``),
   edits (attachments kept or replaced per the ``attachments`` array), DMs, typing,
-  interaction callbacks (the 3 s rule: 10062, second callback: 40060) and follow-up
-  webhooks (15 min token: 50027; the first follow-up after a defer fills the "thinking"
-  message and keeps the defer's ephemerality, as Discord does).
+  interaction callbacks (the 3 s rule: 10062, second callback: 40060; modals with text
+  inputs and file uploads) and follow-up webhooks (15 min token: 50027; the first follow-up
+  after a defer fills the "thinking" message and keeps the defer's ephemerality, as Discord
+  does).
 * Rate limits: per-route buckets with ``X-RateLimit-*`` headers, a per-channel message
   limit, a global limit, injectable 429 storms. Every 429 carries ``Via`` because
   discord.py treats a 429 *without* ``Via`` as a Cloudflare ban and raises instead of
@@ -947,22 +948,49 @@ class FakeDiscord:
         return await self._interact(IX_COMPONENT, user, self.channels[message.channel_id], data, message=message,
                                     locale=locale)
 
-    async def submit_modal(self, user: FakeUser, shown_by: FakeInteraction, values: dict[str, str]) -> FakeInteraction:
-        """A user fills in the modal the bot answered ``shown_by`` with (text inputs by custom_id)."""
+    async def submit_modal(self, user: FakeUser, shown_by: FakeInteraction, values: dict[str, str], *,
+                           files: dict[str, bytes | tuple[str, bytes] | list[bytes]] | None = None) -> FakeInteraction:
+        """A user fills in the modal the bot answered ``shown_by`` with: text inputs by custom_id,
+        and file uploads (type 19, inside a label) by custom_id, uploaded as ephemeral attachments
+        and resolved in the submission the way Discord sends them."""
         modal = shown_by.modal
         if modal is None:
             raise ValueError("the bot did not answer that interaction with a modal")
+        resolved: dict[str, Any] = {}
+
+        def upload(custom_id: str, component: dict[str, Any]) -> list[str]:
+            given = (files or {}).get(custom_id)
+            items = given if isinstance(given, list) else [] if given is None else [given]
+            required = component.get("required") is not False  # discord.py sends null for defaults
+            low = component.get("min_values")
+            low = max(int(low) if low is not None else 0, 1 if required else 0)
+            high = int(component.get("max_values") or 1)
+            if not low <= len(items) <= high:
+                raise ValueError(f"file upload {custom_id!r} takes {low} to {high} files, not {len(items)}")
+            ids = []
+            for i, item in enumerate(items):
+                filename, data = item if isinstance(item, tuple) else (_guess_filename(item, f"upload{i}"), item)
+                att = self._store_attachment(shown_by.channel, filename, data, ephemeral=True)
+                resolved.setdefault("attachments", {})[str(att.id)] = att.payload()
+                ids.append(str(att.id))
+            return ids
 
         def fill(component: dict[str, Any]) -> dict[str, Any]:
             if component.get("type") == 4:
                 return {"type": 4, "id": component.get("id"), "custom_id": component["custom_id"],
                         "value": values.get(component["custom_id"], component.get("value", ""))}
+            if component.get("type") == 19:  # file upload
+                return {"type": 19, "id": component.get("id"), "custom_id": component["custom_id"],
+                        "values": upload(component["custom_id"], component)}
             if component.get("type") == 18:  # label wrapping one component
                 return {"type": 18, "id": component.get("id"), "component": fill(component["component"])}
             return {"type": component.get("type"), "id": component.get("id"),
                     "components": [fill(c) for c in component.get("components", [])]}
 
-        data = {"custom_id": modal["custom_id"], "components": [fill(c) for c in modal.get("components", [])]}
+        data: dict[str, Any] = {"custom_id": modal["custom_id"],
+                                "components": [fill(c) for c in modal.get("components", [])]}
+        if resolved:
+            data["resolved"] = resolved
         return await self._interact(IX_MODAL_SUBMIT, user, shown_by.channel, data, message=shown_by.message)
 
     # --- what channels show -----------------------------------------------------------------------

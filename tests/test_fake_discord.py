@@ -58,6 +58,18 @@ class Feedback(discord.ui.Modal, title="Feedback"):
         await interaction.response.send_message("thanks", ephemeral=True)
 
 
+class Photo(discord.ui.Modal, title="Send a photo"):
+    def __init__(self) -> None:
+        super().__init__()
+        self.photo: discord.ui.FileUpload[Photo] = discord.ui.FileUpload(custom_id="photo-file")
+        self.add_item(discord.ui.Label(text="Your photo", component=self.photo))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        assert isinstance(interaction.client, Probe)
+        interaction.client.seen["photo"] = [await a.read() for a in self.photo.values]
+        await interaction.response.send_message("got it", ephemeral=True)
+
+
 class Probe(discord.Client):
     """A plain discord.py bot with one of each kind of application command."""
 
@@ -182,6 +194,10 @@ class Probe(discord.Client):
         async def feedback(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(Feedback())
 
+        @tree.command(description="Asks for a photo")
+        async def photo(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(Photo())
+
         queue = app_commands.Group(name="queue", description="The job queue")
 
         @queue.command(description="Empty the queue")
@@ -265,7 +281,8 @@ async def test_login_connect_and_sync_as_discord_py_does(fake: FakeDiscord, worl
     assert guild is not None and guild.name == "Art club" and guild.filesize_limit == world.guild.filesize_limit
     assert guild.get_channel(world.channel.id) is not None and guild.get_thread(world.thread.id) is not None
     assert {c["name"] for c in fake.registered()} == {"imagine", "Upscale", "slow", "twice", "later", "spam",
-                                                      "upload", "settings", "edit", "feedback", "queue", "ping"}
+                                                      "upload", "settings", "edit", "feedback", "photo", "queue",
+                                                      "ping"}
     created = fake.commands_created
     ids = {c["name"]: c["id"] for c in fake.registered()}
     await stop(client, task)
@@ -273,7 +290,7 @@ async def test_login_connect_and_sync_as_discord_py_does(fake: FakeDiscord, worl
     # A restart syncs the same definitions: Discord creates nothing and keeps the ids.
     client, task = await start(fake)
     assert fake.count("sync_global_commands") == 2
-    assert fake.commands_created == created == 12
+    assert fake.commands_created == created == 13
     assert {c["name"]: c["id"] for c in fake.registered()} == ids
     assert len(fake.identifies) == 2 and fake.resumes == 0
     await stop(client, task)
@@ -413,6 +430,18 @@ async def test_a_modal_and_its_submission(fake: FakeDiscord, world: World, probe
     await submitted.wait_acked()
     assert probe.seen["feedback"] == "too blurry" and submitted.original is not None
     assert submitted.original.content == "thanks"
+
+
+async def test_a_modal_with_a_file_upload(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    ix = await fake.slash(world.bob, world.channel, "photo")
+    await ix.wait_acked()
+    assert ix.modal is not None and ix.modal["components"][0]["component"]["type"] == 19
+    with pytest.raises(ValueError, match="takes 1 to 1 files"):
+        await fake.submit_modal(world.bob, ix, {})
+    submitted = await fake.submit_modal(world.bob, ix, {}, files={"photo-file": png("teal")})
+    await submitted.wait_acked()
+    assert probe.seen["photo"] == [png("teal")] and submitted.original is not None
+    assert submitted.original.content == "got it"
 
 
 async def test_subcommands(fake: FakeDiscord, world: World, probe: Probe) -> None:
