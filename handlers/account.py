@@ -13,9 +13,13 @@ from storage.records import JobState
 router = Router()
 
 
+# Each platform attaches pictures its own way, so /help says it the platform's way.
+HELP_KEYS = {"console": "help-console", "discord": "help-discord"}
+
+
 @router.command("help", "start")
 async def help_(ctx: Ctx, rest: str, incoming: Incoming) -> None:
-    key = "help-console" if ctx.chat.platform == "console" else "help"
+    key = HELP_KEYS.get(ctx.chat.platform, "help")
     await ctx.reply(ctx.t(key, daily=ctx.services.storage.daily_free))
 
 

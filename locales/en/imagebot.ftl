@@ -217,3 +217,10 @@ models-unavailable = { $model } ({ $reason ->
     [missing-folder] its folder is missing
    *[other] cannot be used here
 })
+help-discord =
+    🎨 I make and edit pictures.
+    /imagine prompt: a red fox in snow — with options (ar, seed, steps, n, model…) or flags in the prompt: --ar 3:2 --seed 7 --no blurry
+    Attach a picture to /imagine (image, and mask to inpaint) to repaint it, or right-click a message with a picture → Apps → Imagine from this, Upscale, Swap face into this.
+    Under a result: U1… upscale, V1… vary, 🔄 reroll (anyone may press them, on their own quota).
+    /upscale image: · /swap face: image: · /settings change: ar 3:2 (server admins: server ar 3:2, server pool 50; channel: chat ar 3:2)
+    /balance — your quota ({ $daily } free pictures a day) · /models · /lang · /cancel

@@ -217,3 +217,10 @@ models-unavailable = { $model }（{ $reason ->
     [missing-folder] 文件夹不存在
    *[other] 这里无法使用
 }）
+help-discord =
+    🎨 我可以生成和编辑图片。
+    /imagine prompt: 雪地里的红狐狸 — 可填选项（ar、seed、steps、n、model…），也可以在描述里写参数：--ar 3:2 --seed 7 --no 模糊
+    给 /imagine 附上图片（image，局部重绘再加 mask）即可重绘它；或者右键带图片的消息 → 应用 → 以此图生成、放大、把脸换到这张图上。
+    结果下方：U1… 放大，V1… 变体，🔄 重新生成（任何人都能按，用自己的额度）。
+    /upscale image: · /swap face: image: · /settings change: ar 3:2（服务器管理员：server ar 3:2、server pool 50；频道：chat ar 3:2）
+    /balance — 额度（每天免费 { $daily } 张）· /models · /lang · /cancel
