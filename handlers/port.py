@@ -165,3 +165,19 @@ class Messenger(Protocol):
     async def delete(self, message: MessageRef) -> None: ...
 
     async def answer_press(self, press: Press, text: str | None = None, *, alert: bool = False) -> None: ...
+
+
+class Handlers(Protocol):
+    """What an adapter calls: the product (``handlers.app.App``), one event at a time."""
+
+    async def handle_message(self, incoming: Incoming, messenger: Messenger) -> Outcome: ...
+
+    async def handle_press(self, press: Press, messenger: Messenger) -> Outcome: ...
+
+
+class DownloadRefused(Exception):
+    """An adapter would not fetch a user's picture (too big, failed); ``key`` says why."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key

@@ -30,8 +30,9 @@ import aiohttp
 import discord
 
 from bot.discord.interactions import Live, LiveInteractions
+from handlers import port
 from handlers.images import MAX_UPLOAD_BYTES
-from handlers.port import ChatRef, Incoming, Messenger, Outcome, Press, UserRef
+from handlers.port import ChatRef, DownloadRefused, Incoming, Press, UserRef
 from locales import normalize_language, tr
 
 log = logging.getLogger(__name__)
@@ -45,20 +46,11 @@ JOB_COMMANDS = ("/imagine", "/swap", "/upscale")
 JOB_PRESSES = ("u", "v", "r")
 
 
-class Handlers(Protocol):
-    """The part of ``handlers.app.App`` the adapter calls."""
+class Handlers(port.Handlers, Protocol):
+    """The part of ``handlers.app.App`` this adapter calls: the port's, and the suggestions
+    that answer autocomplete."""
 
     suggestions: Any
-
-    async def handle_message(self, incoming: Incoming, messenger: Messenger) -> Outcome: ...
-
-    async def handle_press(self, press: Press, messenger: Messenger) -> Outcome: ...
-
-
-class DownloadRefused(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
 
 
 # --- who and where ---------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Chat, InaccessibleMessage, Message, User
 
-from handlers.port import ChatRef, Incoming, Messenger, Outcome, Press, UserRef
+from handlers.port import ChatRef, DownloadRefused, Handlers, Incoming, Outcome, Press, UserRef
 from locales import normalize_language, tr
 
 log = logging.getLogger(__name__)
@@ -22,20 +22,6 @@ log = logging.getLogger(__name__)
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
 DOWNLOAD_TIMEOUT_S = 60
 ADMIN_CACHE_S = 60.0
-
-
-class Handlers(Protocol):
-    """The part of ``handlers.app.App`` the adapter calls."""
-
-    async def handle_message(self, incoming: Incoming, messenger: Messenger) -> Outcome: ...
-
-    async def handle_press(self, press: Press, messenger: Messenger) -> Outcome: ...
-
-
-class DownloadRefused(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
 
 
 def chat_ref(chat: Chat, message: Message | None = None) -> ChatRef:
