@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from PIL import Image
-from redis.asyncio import Redis
 
+from engine.workers import connect
 from tests.fake_telegram import FakeTelegram
 from tests.redis_server import RedisServer
 
@@ -85,7 +85,7 @@ class Deployment:
         self.bot_data = root / "bot"
         self.workers: dict[str, Proc] = {}
         self.bot: Proc | None = None
-        self.client = Redis.from_url(redis.url)
+        self.client = connect.client(redis.url)  # the bot's own client: it waits out a Redis restart
 
     def env(self, data: Path, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOT_")}
@@ -356,6 +356,18 @@ async def test_redis_killed_mid_job_loses_nothing(deployment):
     assert job["state"] == "done"
     assert await d.ledger(job_id) == [("reserve", -1), ("commit", 1)]
     assert len(d.results(DAN, "redis killed")) == 1
+
+
+async def test_redis_back_empty_the_job_is_handed_out_again_from_the_bots_records(deployment):
+    d = deployment
+    job_id = await d.imagine(ANN, f"redis empty {LONG}")
+    await d.running_on(job_id)
+    await d.client.flushall()  # Redis lost everything: no persistence, or a new machine
+    await d.delivered(ANN, "redis empty", timeout=90)
+    job = d.job("redis empty")
+    assert job["checkpoint"]["remote"]["attempt"] == 2
+    assert await d.ledger(job_id) == [("reserve", -1), ("commit", 1)]
+    assert len(d.results(ANN, "redis empty")) == 1
 
 
 async def test_a_job_no_worker_can_run_gets_a_clear_answer_and_a_refund(deployment):

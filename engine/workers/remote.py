@@ -161,7 +161,7 @@ class RemoteBackend:
         try:
             while True:
                 if not attached:
-                    if current is not None:
+                    if current is not None and current.entry:  # an attempt was handed out and lost
                         if current.attempt >= self.max_attempts:
                             raise BackendError("error-worker-lost", backend=self.name, attempts=current.attempt)
                         yield Notice("status-retrying-gpu", {"attempt": current.attempt + 1,

@@ -226,11 +226,9 @@ class Worker:
                         await self._ack(gone)
                     backlog = [(e, f) for e, f in entries if f and e not in self._running]
                     read_pending = False
-            except ResponseError as e:
+            except ResponseError as e:  # NOGROUP, or "the stream key no longer exists" while blocked
                 self._free.release()
-                if "NOGROUP" not in str(e):
-                    raise
-                log.warning("the inbox's consumer group is gone (Redis came back empty?); creating it again")
+                log.warning("the inbox is gone (%s; Redis came back empty?); creating it again", str(e)[:80])
                 await self._retry_forever(self._ensure_group)
                 read_pending = True
                 continue
