@@ -207,3 +207,15 @@ async def test_events_keep_their_bytes_and_their_attempt():
     fields = event_fields(3, "w", Finished([image]))
     envelope = read_event({k.encode(): v.encode() if isinstance(v, str) else v for k, v in fields.items()})
     assert (envelope.attempt, envelope.worker, envelope.event) == (3, "w", Finished([image]))
+
+
+async def test_the_queue_url_password_never_reaches_a_log(caplog):
+    import logging
+
+    from bot.logs import redact_in_logs
+
+    url = "redis://:s3cr%2Ft-pw@10.0.0.5:6379/2"
+    redact_in_logs(*connect.url_secrets(url))
+    logging.getLogger("test").warning("cannot reach %s (password s3cr/t-pw)", url)
+    assert "s3cr" not in caplog.text
+    assert connect.safe_url(url) == "redis 10.0.0.5:6379/2 (with a password)"

@@ -315,7 +315,7 @@ class Announcement:
 
 def _model(data: dict[str, Any]) -> ModelInfo:
     known = {f.name for f in dataclasses.fields(ModelInfo)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
     return ModelInfo(**values)
 
 

@@ -167,6 +167,7 @@ class RemoteBackend:
                         yield Notice("status-retrying-gpu", {"attempt": current.attempt + 1,
                                                              "attempts": self.max_attempts})
                     current = await self._dispatch(work, current)
+                assert current is not None
                 try:
                     async for event in self._follow(work, current):
                         if isinstance(event, Finished):
@@ -219,7 +220,8 @@ class RemoteBackend:
                 pipe.expire(job_key, ttl)
                 for key, data in inputs.items():
                     pipe.set(self.keys.media(key), data, ex=ttl)
-                pipe.xadd(self.keys.inbox(worker), dispatch.fields())
+                fields: dict[Any, Any] = dispatch.fields()
+                pipe.xadd(self.keys.inbox(worker), fields)
                 return (await pipe.execute())[-1]
 
         entry = text(await self._retrying(hand_out))
@@ -273,7 +275,7 @@ class RemoteBackend:
                 await self._retrying(self.redis.hset, self.keys.job(work.job_id), "cancel", "1")
                 cancel_sent = self._clock()
             try:
-                reply = await self.redis.xread({events_key: last}, count=200, block=BLOCK_MS)
+                reply: Any = await self.redis.xread({events_key: last}, count=200, block=BLOCK_MS)
             except UNREACHABLE:
                 await asyncio.sleep(0.5)
                 continue

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -219,7 +220,7 @@ class Worker:
             try:
                 if not backlog:
                     since = "0" if read_pending else ">"
-                    reply = await self.redis.xreadgroup(GROUP, self.name, {inbox: since}, count=100 if read_pending
+                    reply: Any = await self.redis.xreadgroup(GROUP, self.name, {inbox: since}, count=100 if read_pending
                                                         else 1, block=None if read_pending else 1000)
                     entries = [(text(e), f) for _, es in reply for e, f in es]
                     for gone in [e for e, f in entries if not f]:  # deleted while pending: taken back
@@ -247,9 +248,9 @@ class Worker:
             entry, fields = backlog.pop(0)
             task = asyncio.create_task(self._handle(entry, fields), name=f"entry-{entry}")
             self._running[entry] = task
-            task.add_done_callback(lambda _t, entry=entry: self._finished_entry(entry))
+            task.add_done_callback(functools.partial(self._finished_entry, entry))
 
-    def _finished_entry(self, entry: str) -> None:
+    def _finished_entry(self, entry: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(entry, None)
         self._free.release()
 
@@ -308,7 +309,7 @@ class Worker:
             self._loaded.pop(dispatch.backend, None)
 
     async def _drive(self, backend: Backend, work: Work, dispatch: Dispatch,
-                     send: Callable[[WorkerEvent], Any]) -> WorkerEvent:
+                     send: Callable[..., Any]) -> WorkerEvent:
         """Run the backend; progress goes out as it comes, the ending is returned."""
         try:
             async with asyncio.timeout(dispatch.timeout_s):
@@ -343,7 +344,7 @@ class Worker:
         while not token.cancelled:
             await asyncio.sleep(self.poll_s)
             try:
-                state = await self.redis.hgetall(self.keys.job(dispatch.job_id))
+                state: Any = await self.redis.hgetall(self.keys.job(dispatch.job_id))
             except UNREACHABLE:
                 continue  # Redis restarting: keep painting
             if not _current(state, dispatch, self.name):
@@ -375,7 +376,7 @@ class Worker:
         ttl = int(dispatch.timeout_s + self.result_ttl_s)
 
         async def send(event: WorkerEvent, *, lossy: bool = False) -> None:
-            fields = event_fields(dispatch.attempt, self.name, event)
+            fields: dict[Any, Any] = event_fields(dispatch.attempt, self.name, event)
 
             async def publish() -> None:
                 async with self.redis.pipeline(transaction=True) as pipe:
