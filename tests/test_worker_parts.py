@@ -219,3 +219,47 @@ async def test_the_queue_url_password_never_reaches_a_log(caplog):
     logging.getLogger("test").warning("cannot reach %s (password s3cr/t-pw)", url)
     assert "s3cr" not in caplog.text
     assert connect.safe_url(url) == "redis 10.0.0.5:6379/2 (with a password)"
+
+
+async def test_vendor_jobs_stay_in_the_bot_unless_sent_to_the_workers_too(redis, redis_server, tmp_path):
+    from bot.settings import Settings
+    from bot.wiring import build_runtime
+    from engine.vendors.paint4 import Paint4Backend
+
+    common = dict(_env_file=None, queue_url=redis_server.url, paint4_base_url="http://127.0.0.1:9")
+    here = await build_runtime(Settings(data_dir=tmp_path / "a", **common))
+    try:
+        assert isinstance(here.backends["paint4"], Paint4Backend)
+        assert isinstance(here.backends["local"], RemoteBackend) and here.fleet is not None
+        assert set(here.scheduler.lanes()) == {"remote:local", "remote:tools", "paint4"}
+    finally:
+        await here.stop()
+    sent = await build_runtime(Settings(data_dir=tmp_path / "b", queue_vendors=True, **common))
+    try:
+        assert all(isinstance(b, RemoteBackend) for b in sent.backends.values())
+        assert "remote:paint4" in sent.scheduler.lanes()
+    finally:
+        await sent.stop()
+
+
+async def test_a_vendor_backend_runs_on_a_worker(redis):
+    from engine.vendors.paint4 import Paint4Backend
+    from tests.vendor_fakes.paint4 import FakePaint4
+
+    async with FakePaint4() as vendor:
+        keys = Keys(f"t{next(_prefixes)}")
+        paint4 = Paint4Backend(vendor.base_url, retries=1, backoff_base_s=0.001, timeout_s=5)
+        worker = Worker(redis, {"paint4": paint4}, name="v", keys=keys, heartbeat_s=0.1)
+        task = asyncio.create_task(worker.run())
+        fleet = Fleet(redis, keys, heartbeat_s=0.1)
+        remote = RemoteBackend("paint4", fleet, InMemoryMedia())
+        await fleet.start()
+        try:
+            while not fleet.capacity("paint4"):
+                await asyncio.sleep(0.02)
+            assert fleet.capacity("paint4") == 4  # the vendor's own concurrency, on that worker
+            events = await _run(remote, Work("j1", Txt2Img(prompt="a dog", n=2), InMemoryMedia()))
+            assert len(events[-1].images) == 2 and vendor.violations == []
+        finally:
+            await _stop(task, fleet)
+            await paint4.close()
