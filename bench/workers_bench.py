@@ -65,7 +65,7 @@ class Bench:
         env.update(IMAGEBOT_DATA_DIR=str(data), IMAGEBOT_DEFAULT_MODEL="demo", IMAGEBOT_HF_OFFLINE="true",
                    HF_HUB_OFFLINE="1", IMAGEBOT_QUEUE_URL=self.redis.url, OMP_NUM_THREADS="1",
                    IMAGEBOT_WORKER_HEARTBEAT_S=str(self.args.heartbeat),
-                   IMAGEBOT_WORKER_LOST_AFTER_S=str(self.args.lost_after), IMAGEBOT_LOG_LEVEL="WARNING")
+                   IMAGEBOT_WORKER_LOST_AFTER_S=str(self.args.lost_after), IMAGEBOT_LOG_LEVEL="INFO")
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process's life
         self.workers[name] = subprocess.Popen(
             [sys.executable, "-m", "bot", "worker", "--name", name, "--backends", "local", "--device", "cpu",
@@ -90,11 +90,10 @@ class Bench:
         await runtime.app.handle_message(incoming, chat)  # type: ignore[arg-type]
 
     async def one(self, runtime: Runtime, chat: RecordingMessenger, steps: int | None = None) -> float:
-        incoming, prompt = self.job(steps=steps)
+        incoming, _ = self.job(steps=steps)
         started = time.perf_counter()
         await self.submit(runtime, chat, incoming)
-        await chat.wait_for(lambda s: s.kind == "images" and prompt in s.text, timeout=600)
-        await runtime.wait_idle()
+        await asyncio.wait_for(runtime.wait_idle(), 600)  # delivered and settled
         return time.perf_counter() - started
 
     def cpu_seconds(self) -> tuple[float, float]:
@@ -112,15 +111,22 @@ class Bench:
 
     async def burst(self, runtime: Runtime, chat: RecordingMessenger, jobs: int) -> float:
         started = time.perf_counter()
-        prompts = []
+        delivered = runtime.outbox.delivered
         for k in range(jobs):
-            incoming, prompt = self.job(k)
-            prompts.append(prompt)
+            incoming, _ = self.job(k)
             await self.submit(runtime, chat, incoming)
-        await chat.wait_for(lambda s: sum(1 for x in chat.of("images") if x.text.split("\n")[0] in prompts) >= jobs,
-                            timeout=1200)
-        await runtime.wait_idle()
+        await asyncio.wait_for(runtime.wait_idle(), 1200)
+        assert runtime.outbox.delivered - delivered == jobs, "a job of the burst was not delivered"
         return time.perf_counter() - started
+
+
+def _dump_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <bench pid>``: print what every task is waiting for (a run that hangs)."""
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
 
 async def main() -> None:
@@ -140,6 +146,7 @@ async def main() -> None:
     from engine.local.demo_model import build_demo_model
 
     load = os.getloadavg()[0]  # other work on this machine shares its cores
+    _dump_tasks_on_sigusr1()
     tmp = Path(tempfile.mkdtemp(prefix="imagebot-workers-bench-"))
     build_demo_model(tmp / "models" / "demo")
     redis = RedisServer(tmp / "redis").start()
@@ -149,6 +156,8 @@ async def main() -> None:
     local = await started_runtime(bench.settings("inproc"), local_chat)
     remote = await started_runtime(bench.settings("bot", queue_url=redis.url, worker_heartbeat_s=args.heartbeat,
                                                   worker_lost_after_s=args.lost_after), remote_chat)
+    for runtime in (local, remote):  # status edits as often as in production, on both paths
+        runtime.runner.progress_interval_s = 1.5
     try:
         bench.start_worker("w1")
         await bench.wait_workers(remote, 1)
@@ -189,7 +198,7 @@ async def main() -> None:
         for name in list(bench.workers)[2:]:
             bench.workers.pop(name).terminate()
         await asyncio.sleep(args.lost_after + 1)
-        incoming, prompt = bench.job(steps=100)
+        incoming, _ = bench.job(steps=100)
         await bench.submit(remote, remote_chat, incoming)
         job = (await remote.storage.recent_jobs(1))[0]
         client = connect.client(redis.url)
@@ -209,7 +218,7 @@ async def main() -> None:
                 if fields.get(b"type") == b"started" and fields.get(b"attempt") == b"2":
                     rerun_ms = int(entry.decode().split("-")[0])
             await asyncio.sleep(0.02)
-        await remote_chat.wait_for(lambda s: s.kind == "images" and prompt in s.text, timeout=600)
+        await asyncio.wait_for(remote.wait_idle(), 600)
         await client.aclose()
         rows.append(f"{'worker kill -9 -> its job running on another':<52} {(rerun_ms - killed_at_ms) / 1000:8.2f}s"
                     f"  (heartbeat {args.heartbeat}s, lost after {args.lost_after}s)")

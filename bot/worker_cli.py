@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import socket
 import sys
 import time
@@ -85,6 +86,7 @@ async def _serve(settings: Settings, url: str, wanted: list[str], name: str, slo
         print(f"imagebot: {backends}", file=sys.stderr)
         return EXIT_CONFIG
     on_start(asyncio.current_task())
+    _dump_tasks_on_sigusr1()
     redis = client(url)
     worker = Worker(redis, backends, name=name, keys=Keys(settings.queue_prefix), device=settings.device,
                     slots=slots, heartbeat_s=settings.worker_heartbeat_s,
@@ -101,6 +103,22 @@ async def _serve(settings: Settings, url: str, wanted: list[str], name: str, slo
                 log.debug("backend close failed", exc_info=True)
         await redis.aclose()
     return 0
+
+
+def _dump_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <worker pid>`` logs what every task of the worker is waiting for."""
+    import io
+
+    def dump() -> None:
+        out = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(file=out)
+        log.warning("tasks of this worker:\n%s", out.getvalue())
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+    except (NotImplementedError, RuntimeError, AttributeError):
+        pass
 
 
 async def _backends(settings: Settings, wanted: list[str]) -> dict[str, Any] | str:

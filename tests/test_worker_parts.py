@@ -263,3 +263,23 @@ async def test_a_vendor_backend_runs_on_a_worker(redis):
         finally:
             await _stop(task, fleet)
             await paint4.close()
+
+
+async def test_a_task_waiting_on_redis_can_always_be_cancelled(redis):
+    """A worker, a job's follower and the bot itself stop by cancellation: the client must
+    never swallow one (redis-py 8, or a socket_timeout on Python 3.11, does now and then)."""
+    outcomes = []
+    for k in range(60):
+        async def poll() -> str:
+            for _ in range(10_000):
+                await redis.hgetall("nothing")
+            return "never cancelled"
+
+        task = asyncio.create_task(poll())
+        await asyncio.sleep(0.0002 * (k % 20))
+        task.cancel()
+        try:
+            outcomes.append(await asyncio.wait_for(task, 10))
+        except asyncio.CancelledError:
+            outcomes.append("cancelled")
+    assert set(outcomes) == {"cancelled"}

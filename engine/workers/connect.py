@@ -5,12 +5,16 @@ A ``redis://user:password@host:6379/0`` URL carries a secret: logs only ever see
 with its log redaction (bot/logs.py) so a library that prints the URL prints no password.
 
 The client keeps bytes as bytes (pictures travel through Redis), retries a command a few
-times on a dropped connection (a Redis restart), and gives up on a silent peer after a
-bounded time instead of hanging on a lost machine.
+times on a dropped connection (a Redis restart), and notices a silent peer through TCP
+keepalive instead of hanging on a lost machine.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
@@ -21,8 +25,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Errors that mean "Redis is not reachable right now" (restarting, network), not a bug.
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
-# Longer than any blocking read we issue (at most a second), short enough to notice a lost host.
-SOCKET_TIMEOUT_S = 15.0
+
+# A lost Redis host (no reset, just silence) is noticed by TCP keepalive within about 25 s.
+# Not by ``socket_timeout``: with it, redis-py wraps every read in a timeout that can
+# swallow a task's cancellation on Python 3.11 (and redis-py 8 swallows it without one:
+# see the pin in pyproject.toml), and a worker or a bot that cannot be cancelled cannot stop.
+_KEEPALIVE = {opt: value for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+              if (opt := getattr(socket, name, None)) is not None}
 
 
 def client(url: str) -> Redis:
@@ -30,11 +39,29 @@ def client(url: str) -> Redis:
         url,
         decode_responses=False,
         socket_connect_timeout=5.0,
-        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_keepalive=True,
+        socket_keepalive_options=_KEEPALIVE,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=30,
     )
+
+
+@contextlib.contextmanager
+def ignoring_unreachable() -> Iterator[None]:
+    """Go on without Redis (a lossy write, a best-effort clean-up), but not past a cancellation."""
+    try:
+        yield
+    except UNREACHABLE:
+        not_cancelled()
+
+
+def not_cancelled() -> None:
+    """Call where an UNREACHABLE error is caught to try again: if the task was cancelled
+    meanwhile, stop now (a client error must never hide a cancellation)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
 
 
 def safe_url(url: str) -> str:

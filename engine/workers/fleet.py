@@ -37,7 +37,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from engine.errors import BackendError, JobCancelled
-from engine.workers.connect import UNREACHABLE
+from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled
 from engine.workers.protocol import Announcement, Keys, Offer, text
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class Fleet:
         try:
             await self.refresh()
         except UNREACHABLE as e:
+            not_cancelled()
             log.warning("the queue (Redis) is not reachable yet (%s); jobs wait for it", type(e).__name__)
             self._mark_unreachable()
         self._task = asyncio.create_task(self._watch(), name="fleet-watch")
@@ -118,6 +119,7 @@ class Fleet:
                 await self.refresh()
                 await self._publish_lanes()
             except UNREACHABLE:
+                not_cancelled()
                 if self._reachable:
                     log.warning("the queue (Redis) is unreachable; running jobs keep their workers")
                 self._mark_unreachable()
@@ -165,7 +167,7 @@ class Fleet:
         """Refresh now if the view is older than a few periods (the event loop was busy,
         e.g. importing a chat library at start-up), so a question is not answered from it."""
         if self._clock() - self._refreshed_at > 3 * self.refresh_s:
-            with contextlib.suppress(*UNREACHABLE):
+            with ignoring_unreachable():
                 await self.refresh()
 
     def _track_none(self, now: float) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 from engine.backend import BackendEvent, Finished, ModelInfo, Notice, Progress, Work
 from engine.errors import BackendError, JobCancelled, Problem, UserFacingError
 from engine.jobs import GenerationBase, JobSpec
-from engine.workers.connect import UNREACHABLE
+from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled
 from engine.workers.fleet import Fleet, Need
 from engine.workers.protocol import (
     GROUP,
@@ -277,6 +277,7 @@ class RemoteBackend:
             try:
                 reply: Any = await self.redis.xread({events_key: last}, count=200, block=BLOCK_MS)
             except UNREACHABLE:
+                not_cancelled()
                 await asyncio.sleep(0.5)
                 continue
             batch = [(text(entry), fields) for _, entries in reply for entry, fields in entries]
@@ -341,7 +342,7 @@ class RemoteBackend:
         self.fleet.release(job_id)
         if current.entry:
             inbox = self.keys.inbox(current.worker)
-            with contextlib.suppress(*UNREACHABLE):
+            with ignoring_unreachable():
                 async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.xack(inbox, GROUP, current.entry)
                     pipe.xdel(inbox, current.entry)
@@ -350,7 +351,7 @@ class RemoteBackend:
     async def _settled(self, job_id: str, current: _Attempt) -> None:
         """The attempt ended: say so in the job hash (a worker restarted with the entry still
         pending will not run it again) and take the entry out of the inbox."""
-        with contextlib.suppress(*UNREACHABLE):
+        with ignoring_unreachable():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.job(job_id), "done", "1")
                 if current.entry:
@@ -361,7 +362,7 @@ class RemoteBackend:
     def _clean_up_later(self, job_id: str, current: _Attempt | None) -> None:
         async def clean() -> None:
             await asyncio.sleep(CLEANUP_AFTER_S)
-            with contextlib.suppress(*UNREACHABLE):
+            with ignoring_unreachable():
                 await self.redis.delete(self.keys.events(job_id), self.keys.job(job_id))
 
         with contextlib.suppress(RuntimeError):  # no loop: the process is ending, the TTL does it
@@ -376,6 +377,7 @@ class RemoteBackend:
             try:
                 return await fn(*args)
             except UNREACHABLE as e:
+                not_cancelled()
                 log.info("the queue is unreachable (%s); trying again", type(e).__name__)
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)

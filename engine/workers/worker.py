@@ -20,7 +20,6 @@ is back, the consumer group is created again if Redis came back empty.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import json
@@ -38,7 +37,7 @@ from redis.exceptions import ResponseError
 
 from engine.backend import Backend, CancelToken, Finished, ModelInfo, Notice, Progress, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
-from engine.workers.connect import UNREACHABLE
+from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled
 from engine.workers.protocol import (
     EVENTS_MAXLEN,
     GROUP,
@@ -186,6 +185,7 @@ class Worker:
             try:
                 await self._beat()
             except UNREACHABLE as e:
+                not_cancelled()
                 log.warning("heartbeat: the queue is unreachable (%s)", type(e).__name__)
 
     async def _beat(self) -> None:
@@ -195,7 +195,7 @@ class Worker:
             await pipe.execute()
 
     async def _goodbye(self) -> None:
-        with contextlib.suppress(*UNREACHABLE):
+        with ignoring_unreachable():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self.keys.alive(self.name))
                 pipe.hset(self.keys.workers, self.name, self.announcement(stopped=True).dumps())
@@ -235,6 +235,7 @@ class Worker:
                 continue
             except UNREACHABLE as e:
                 self._free.release()
+                not_cancelled()
                 log.warning("inbox: the queue is unreachable (%s); waiting", type(e).__name__)
                 await asyncio.sleep(1.0)
                 read_pending = True
@@ -286,8 +287,9 @@ class Worker:
             await send(Failed("error-local-input-gone", {"what": "picture"}))
             return
         token = CancelToken()
-        superseded = asyncio.Event()
-        watcher = asyncio.create_task(self._watch(dispatch, token, superseded), name=f"watch-{dispatch.job_id}")
+        superseded, ended = asyncio.Event(), asyncio.Event()
+        watcher = asyncio.create_task(self._watch(dispatch, token, superseded, ended),
+                                      name=f"watch-{dispatch.job_id}")
         work = Work(job_id=dispatch.job_id, spec=dispatch.spec, media=InputReader(blobs, dispatch.links),
                     cancel=token, checkpoint=dict(dispatch.checkpoint), save_checkpoint=self._saver(dispatch),
                     parameters=_parameters(dispatch.parameters))
@@ -295,6 +297,7 @@ class Worker:
         try:
             outcome = await self._drive(backend, work, dispatch, send)
         finally:
+            ended.set()  # the watcher ends at its next look even if a cancellation went astray
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
         if superseded.is_set():
@@ -339,13 +342,15 @@ class Worker:
             return Failed("error-internal", {})
         return Failed("error-backend-no-result", {})
 
-    async def _watch(self, dispatch: Dispatch, token: CancelToken, superseded: asyncio.Event) -> None:
+    async def _watch(self, dispatch: Dispatch, token: CancelToken, superseded: asyncio.Event,
+                     ended: asyncio.Event) -> None:
         """Stop the run when the job is cancelled or its attempt is no longer ours."""
-        while not token.cancelled:
+        while not token.cancelled and not ended.is_set():
             await asyncio.sleep(self.poll_s)
             try:
                 state: Any = await self.redis.hgetall(self.keys.job(dispatch.job_id))
             except UNREACHABLE:
+                not_cancelled()
                 continue  # Redis restarting: keep painting
             if not _current(state, dispatch, self.name):
                 superseded.set()
@@ -385,7 +390,7 @@ class Worker:
                     await pipe.execute()
 
             if lossy:
-                with contextlib.suppress(*UNREACHABLE):
+                with ignoring_unreachable():
                     await publish()
             else:
                 await self._retry_forever(publish)
@@ -421,6 +426,7 @@ class Worker:
             try:
                 return await fn(*args)
             except UNREACHABLE as e:
+                not_cancelled()
                 log.info("the queue is unreachable (%s); trying again", type(e).__name__)
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)
