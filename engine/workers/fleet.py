@@ -131,7 +131,7 @@ class Fleet:
 
     async def refresh(self) -> None:
         """Read every announcement and which workers are alive now."""
-        raw = await self.redis.hgetall(self.keys.workers)
+        raw = await self.redis.hgetall(self.keys.workers)  # type: ignore[misc]  # redis-py types sync and async alike
         names = [text(k) for k in raw]
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
@@ -159,7 +159,7 @@ class Fleet:
             seen[name] = worker
         self._workers = seen
         if forget:
-            await self.redis.hdel(self.keys.workers, *forget)
+            await self.redis.hdel(self.keys.workers, *forget)  # type: ignore[misc]
         self._track_none(now)
         self._assign()
 

@@ -348,7 +348,7 @@ class Worker:
         while not token.cancelled and not ended.is_set():
             await asyncio.sleep(self.poll_s)
             try:
-                state: Any = await self.redis.hgetall(self.keys.job(dispatch.job_id))
+                state: Any = await self.redis.hgetall(self.keys.job(dispatch.job_id))  # type: ignore[misc]  # redis-py types sync and async alike
             except UNREACHABLE:
                 not_cancelled()
                 continue  # Redis restarting: keep painting
