@@ -231,6 +231,7 @@ class Worker:
                 self._free.release()
                 log.warning("the inbox is gone (%s; Redis came back empty?); creating it again", str(e)[:80])
                 await self._retry_forever(self._ensure_group)
+                await asyncio.sleep(0.5)  # not a tight loop if the error is of another kind
                 read_pending = True
                 continue
             except UNREACHABLE as e:
@@ -269,7 +270,14 @@ class Worker:
             return
         # Acked only once the attempt's ending is published: a worker stopped or killed
         # before that finds the entry pending again when it comes back under its name.
-        await self._run(dispatch, cancelled=text(state.get(b"cancel")) == "1")
+        try:
+            await self._run(dispatch, cancelled=text(state.get(b"cancel")) == "1")
+        except Exception:  # Redis refusing a write (out of memory...), a bug: the job still ends
+            log.exception("job %s attempt %d could not be run or answered", dispatch.job_id, dispatch.attempt)
+            try:
+                await self._sender(dispatch)(Failed("error-internal", {}), lossy=True)
+            except Exception:
+                log.warning("job %s: its failure could not be told either", dispatch.job_id)
         await self._ack(entry)
 
     async def _run(self, dispatch: Dispatch, *, cancelled: bool) -> None:
