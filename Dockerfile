@@ -1,6 +1,9 @@
 # Two targets:
-#   docker build --target slim -t imagebot:slim .   vendor backends only, no torch (~200 MB)
-#   docker build --target gpu  -t imagebot:gpu  .   local diffusers engine on CUDA
+#   docker build --target slim -t imagebot:slim .   vendor backends only, no torch (~200 MB);
+#                                                    also the bot in front of GPU workers
+#   docker build --target gpu  -t imagebot:gpu  .   local diffusers engine on CUDA; also a worker
+#                                                    (python -m bot worker)
+# compose.yaml runs the bot, Redis and a GPU worker together (see the README).
 # Settings come from the environment (see .env.example); data lives in /data.
 
 FROM python:3.11-slim AS base

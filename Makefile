@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup demo-model lint bench clean
+.PHONY: run test setup demo-model lint bench bench-workers clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/core_bench.py
+
+# GPU workers on Redis (needs redis-server): overhead, throughput with 1/2/4 workers, death to rerun.
+bench-workers: setup
+	$(BIN)/python bench/workers_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

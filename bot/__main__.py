@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot [run|console|demo-model|jobs|ledger]``.
+"""The command line: ``python -m bot [run|console|demo-model|jobs|ledger|worker|workers]``.
 
 ``run`` (the default) starts every platform that has a token configured, and the
 console when none has: the bot always starts, token or not.
@@ -23,6 +23,8 @@ from pydantic import ValidationError
 
 from bot.logs import setup_logging
 from bot.settings import Settings
+from bot.worker_cli import add_commands as add_worker_commands
+from bot.worker_cli import run_worker, show_workers
 
 # Quiet the ML libraries' import-time notices unless the user asked for them.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ledger = sub.add_parser("ledger", help="show the quota ledger of a job, or a user's entries and balance")
     ledger.add_argument("--job", help="a job id (ids never start with '-'; --job=ID works for any)")
     ledger.add_argument("--user", help="platform:user_id, e.g. console:alice")
+    add_worker_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "ledger" and not (args.job or args.user):
         ledger.error("give --job JOB_ID or --user platform:user_id")
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     command = args.command or "run"
     platforms = ["console"] if command == "console" else _platforms(settings)
-    setup_logging(settings, quiet=command in ("console", "jobs", "ledger", "demo-model") or (
+    setup_logging(settings, quiet=command in ("console", "jobs", "ledger", "demo-model", "workers") or (
         command == "run" and platforms == ["console"]))
     if command == "demo-model":
         _demo_model(settings)
@@ -191,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "ledger":
         return asyncio.run(_ledger(settings, args.job, args.user))
+    if command == "worker":
+        return run_worker(settings, args, on_start=_stop_on_signals)
+    if command == "workers":
+        return show_workers(settings)
     return _serve(settings, platforms)
 
 

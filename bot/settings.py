@@ -57,6 +57,25 @@ class Settings(BaseSettings):
     hf_offline: bool = False
     job_timeout_s: float = 900.0
 
+    # --- scale-out: GPU workers on Redis (off while queue_url is empty) -------------
+    # redis://[:password@]host:6379/0. Set on the bot and on every `python -m bot worker`.
+    queue_url: SecretStr = SecretStr("")
+    # Key prefix, so that several bots can share one Redis.
+    queue_prefix: str = "imagebot"
+    # Vendor jobs go to workers too (else they run in the bot process).
+    queue_vendors: bool = False
+    # The most one job's inputs, or its results, may weigh through Redis (MiB).
+    queue_max_mb: int = 64
+    # How long results wait in Redis for a bot that is restarting.
+    queue_result_ttl_s: int = 3600
+    worker_heartbeat_s: float = 2.0
+    # A worker silent this long is given up; its job runs again on another one.
+    worker_lost_after_s: float = 10.0
+    # Attempts a job gets when its workers keep getting lost.
+    worker_attempts: int = 3
+    # Jobs wait this long for a worker that can run them, then fail and are refunded.
+    worker_wait_s: float = 300.0
+
     # --- web server: re-hosted images, vendor callbacks, Telegram webhook ----------
     web_host: str = "127.0.0.1"
     web_port: int = 8080

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 from bot.outbound import OutboundLimiter
 from bot.settings import Settings
 from engine.backend import Backend
-from engine.scheduler import Scheduler
+from engine.scheduler import Capacity, Scheduler
 from handlers.app import App
 from handlers.context import AppConfig, Services
 from handlers.outbox import Outbox
@@ -86,6 +87,46 @@ def build_vendor_backends(settings: Settings, media: MediaStore, hub: Any) -> di
     return dict(vendor_registry.configured(settings, media=media, hub=hub))
 
 
+async def build_queue(settings: Settings, media: MediaStore, hub: Any,
+                      stack: contextlib.AsyncExitStack) -> tuple[Any, dict[str, Backend]]:
+    """With IMAGEBOT_QUEUE_URL: the GPU backends (and the vendors, with IMAGEBOT_QUEUE_VENDORS)
+    are RemoteBackends run by `python -m bot worker` processes; the bot needs no torch."""
+    from bot.logs import redact_in_logs
+    from engine.workers.connect import client, safe_url, url_secrets
+    from engine.workers.fleet import Fleet
+    from engine.workers.protocol import Keys
+    from engine.workers.remote import RemoteBackend
+
+    url = settings.queue_url.get_secret_value()
+    redact_in_logs(*url_secrets(url))
+    try:
+        redis = client(url)
+    except ValueError as e:
+        raise ConfigurationError(f"IMAGEBOT_QUEUE_URL is not a Redis URL ({safe_url(url)}): {e}") from None
+    stack.push_async_callback(redis.aclose)
+    fleet = Fleet(redis, Keys(settings.queue_prefix), heartbeat_s=settings.worker_heartbeat_s,
+                  worker_wait_s=settings.worker_wait_s)
+    await fleet.start()
+    stack.push_async_callback(fleet.close)
+    log.info("jobs go to GPU workers through %s", safe_url(url))
+    vendors = build_vendor_backends(settings, media, hub)
+    remote = {"local": settings.default_model, "tools": ""}
+    if settings.queue_vendors:
+        for name, vendor in vendors.items():
+            remote[name] = str(getattr(vendor, "default_model", "") or "")
+            await _close_backend(vendor)
+        vendors = {}
+    backends: dict[str, Backend] = {
+        name: RemoteBackend(name, fleet, media, default_model=default, max_bytes=settings.queue_max_mb * 2**20,
+                            result_ttl_s=settings.queue_result_ttl_s, timeout_s=settings.job_timeout_s,
+                            max_attempts=settings.worker_attempts)
+        for name, default in remote.items()
+    }
+    for vendor in vendors.values():
+        stack.push_async_callback(_close_backend, vendor)
+    return fleet, {**backends, **vendors}
+
+
 def lanes_of(backends: dict[str, Backend], settings: Settings) -> tuple[dict[str, int], dict[str, str]]:
     """Scheduler lanes (name -> slots) and each backend's lane. Backends on one device share
     its lane; a vendor's slots come from IMAGEBOT_BACKEND_CONCURRENCY or the backend's default."""
@@ -113,6 +154,7 @@ class Runtime:
     app: App
     web: Any = None
     hub: Any = None
+    fleet: Any = None  # the GPU workers, when jobs go through Redis
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _started: bool = False
     _web_started: bool = False
@@ -197,12 +239,15 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack, backends:
     )
     hub = None
     web = None
+    fleet = None
     try:
         from engine.vendors.callbacks import CallbackHub
 
         hub = CallbackHub()
     except ImportError:
         pass
+    if backends is None and settings.queue_url.get_secret_value():
+        fleet, backends = await build_queue(settings, media, hub, stack)
     if backends is None:
         try:
             backends = build_backends(settings, media, hub)
@@ -225,9 +270,15 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack, backends:
                        fallbacks=settings.fallback_backends, cost_of=settings.cost_of,
                        job_timeout_s=settings.job_timeout_s)
     lanes, routes = lanes_of(backends, settings)
-    scheduler = Scheduler(runner.execute, lanes=lanes, routes=routes, max_total=settings.max_queued_total,
+    capacities: dict[str, Capacity] = dict(lanes)
+    if fleet is not None:  # a remote lane has as many slots as the live workers that run it
+        capacities.update({b.lane: functools.partial(fleet.capacity, name) for name, b in backends.items()
+                           if getattr(b, "fleet", None) is fleet})
+    scheduler = Scheduler(runner.execute, lanes=capacities, routes=routes, max_total=settings.max_queued_total,
                           on_queue_moved=runner.queue_moved)
     runner.scheduler = scheduler
+    if fleet is not None:
+        fleet.lanes_source = scheduler.lanes
     default_backend = settings.default_backend if settings.default_backend in backends else next(
         (b for b in backends if b != "tools"), settings.default_backend)
     default_models = {name: str(getattr(b, "default_model", "") or "") for name, b in backends.items()}
@@ -241,7 +292,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack, backends:
         default_models={k: v for k, v in default_models.items() if v},
     )
     services = Services(storage=storage, media=media, scheduler=scheduler, runner=runner, statuses=statuses,
-                        backends=backends, config=config)
+                        backends=backends, config=config, fleet=fleet)
     return Runtime(settings=settings, storage=storage, media=media, backends=backends, scheduler=scheduler,
                    runner=runner, outbox=outbox, statuses=statuses, outbound=outbound, app=App(services),
-                   web=web, hub=hub, stack=stack)
+                   web=web, hub=hub, fleet=fleet, stack=stack)

@@ -39,7 +39,18 @@ async def stats(ctx: Ctx, rest: str, incoming: Incoming) -> None:
                    waiting=ctx.services.scheduler.queued)]
     for lane, (waiting, running, capacity) in sorted(ctx.services.scheduler.lanes().items()):
         lines.append(ctx.t("stats-lane", lane=lane, waiting=waiting, running=running, capacity=capacity))
+    if ctx.services.fleet is not None:
+        lines.extend(_workers(ctx, ctx.services.fleet.describe()))
     await ctx.reply("\n".join(lines))
+
+
+def _workers(ctx: Ctx, workers: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    """The GPU workers behind the queue (see engine/workers/fleet.py ``describe``)."""
+    if not workers:
+        return [ctx.t("stats-workers-none")]
+    return [ctx.t("stats-worker", name=w["name"], state="up" if w["up"] else "stopped" if w["stopped"] else "lost",
+                  backends=", ".join(w["backends"]), loaded=", ".join(w["loaded"]) or "-", done=w["jobs_done"],
+                  busy=w["busy"], slots=w["slots"], seen=w["last_seen_s"]) for w in workers]
 
 
 @router.command("pause")
