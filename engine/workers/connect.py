@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
@@ -22,6 +24,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Errors that mean "Redis is not reachable right now" (restarting, network), not a bug.
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
@@ -62,6 +68,23 @@ def not_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError()
+
+
+def _before_retry(state: RetryCallState) -> None:
+    not_cancelled()  # never retry past a cancellation that the client error may have hidden
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.info("the queue is unreachable (%s); trying again", type(error).__name__)
+
+
+async def until_reachable(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """A Redis call that waits out a Redis restart, backing off up to 2 s between tries; the
+    caller's own deadline (a job's timeout) bounds it."""
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type(UNREACHABLE),
+                                       wait=wait_exponential(multiplier=0.2, max=2.0),
+                                       before_sleep=_before_retry, reraise=True):
+        with attempt:
+            return await fn(*args)
+    raise AssertionError("unreachable")  # AsyncRetrying either returns or raises
 
 
 def safe_url(url: str) -> str:

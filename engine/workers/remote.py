@@ -33,7 +33,7 @@ from typing import Any
 from engine.backend import BackendEvent, Finished, ModelInfo, Notice, Progress, Work
 from engine.errors import BackendError, JobCancelled, Problem, UserFacingError
 from engine.jobs import GenerationBase, JobSpec
-from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled
+from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled, until_reachable
 from engine.workers.fleet import Fleet, Need
 from engine.workers.protocol import (
     GROUP,
@@ -186,7 +186,7 @@ class RemoteBackend:
 
     async def _reattach(self, work: Work, current: _Attempt) -> bool:
         """After a bot restart: is the attempt in the checkpoint still the job's in Redis?"""
-        job = await self._retrying(self.redis.hgetall, self.keys.job(work.job_id))
+        job = await until_reachable(self.redis.hgetall, self.keys.job(work.job_id))
         if text(job.get(b"attempt")) == str(current.attempt) and text(job.get(b"worker")) == current.worker:
             self.fleet.attach(work.job_id, current.worker, self.name)
             log.info("job %s: attempt %d still on worker %s; following it", work.job_id, current.attempt,
@@ -224,7 +224,7 @@ class RemoteBackend:
                 pipe.xadd(self.keys.inbox(worker), fields)
                 return (await pipe.execute())[-1]
 
-        entry = text(await self._retrying(hand_out))
+        entry = text(await until_reachable(hand_out))
         current = _Attempt(worker, current.attempt, entry)
         await work.remember(remote=current.saved())
         log.info("job %s: attempt %d handed to worker %s", work.job_id, current.attempt, worker)
@@ -256,7 +256,7 @@ class RemoteBackend:
     async def _backend_checkpoint(self, work: Work) -> dict[str, Any]:
         """The backend's resume state: the newest the worker saved in Redis, else SQLite's."""
         saved = work.checkpoint.get("backend")
-        job = await self._retrying(self.redis.hget, self.keys.job(work.job_id), "checkpoint")
+        job = await until_reachable(self.redis.hget, self.keys.job(work.job_id), "checkpoint")
         if job:
             with contextlib.suppress(ValueError):
                 newer = json.loads(job)
@@ -272,7 +272,7 @@ class RemoteBackend:
         next_check = self._clock() + JOB_CHECK_S
         while True:
             if work.cancel.cancelled and cancel_sent is None:
-                await self._retrying(self.redis.hset, self.keys.job(work.job_id), "cancel", "1")
+                await until_reachable(self.redis.hset, self.keys.job(work.job_id), "cancel", "1")
                 cancel_sent = self._clock()
             try:
                 reply: Any = await self.redis.xread({events_key: last}, count=200, block=BLOCK_MS)
@@ -329,7 +329,7 @@ class RemoteBackend:
                 raise _Lost()
             if now >= next_check and self.fleet.reachable:
                 next_check = now + JOB_CHECK_S
-                attempt = await self._retrying(self.redis.hget, self.keys.job(work.job_id), "attempt")
+                attempt = await until_reachable(self.redis.hget, self.keys.job(work.job_id), "attempt")
                 if text(attempt) != str(current.attempt):
                     log.warning("job %s: the queue lost attempt %d (a Redis restart without its data?); "
                                 "handing it out again", work.job_id, current.attempt)
@@ -369,18 +369,6 @@ class RemoteBackend:
             task = asyncio.get_running_loop().create_task(clean(), name=f"clean-{job_id}")
             _CLEANUPS.add(task)
             task.add_done_callback(_CLEANUPS.discard)
-
-    async def _retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A Redis call that waits out a Redis restart (the runner's job timeout bounds it)."""
-        delay = 0.2
-        while True:
-            try:
-                return await fn(*args)
-            except UNREACHABLE as e:
-                not_cancelled()
-                log.info("the queue is unreachable (%s); trying again", type(e).__name__)
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
 
 
 _CLEANUPS: set[asyncio.Task[None]] = set()

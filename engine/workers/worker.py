@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 
 from engine.backend import Backend, CancelToken, Finished, ModelInfo, Notice, Progress, Work
 from engine.errors import BackendError, JobCancelled, UserFacingError
-from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled
+from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled, until_reachable
 from engine.workers.protocol import (
     EVENTS_MAXLEN,
     GROUP,
@@ -214,7 +214,7 @@ class Worker:
         inbox = self.keys.inbox(self.name)
         backlog: list[tuple[str, Any]] = []
         read_pending = True  # an earlier life of this worker (same name) may have left entries pending
-        await self._retry_forever(self._ensure_group)
+        await until_reachable(self._ensure_group)
         while True:
             await self._free.acquire()
             try:
@@ -230,7 +230,7 @@ class Worker:
             except ResponseError as e:  # NOGROUP, or "the stream key no longer exists" while blocked
                 self._free.release()
                 log.warning("the inbox is gone (%s; Redis came back empty?); creating it again", str(e)[:80])
-                await self._retry_forever(self._ensure_group)
+                await until_reachable(self._ensure_group)
                 await asyncio.sleep(0.5)  # not a tight loop if the error is of another kind
                 read_pending = True
                 continue
@@ -263,7 +263,7 @@ class Worker:
             log.exception("inbox entry %s is unreadable; dropped", entry)
             await self._ack(entry)
             return
-        state = await self._retry_forever(self.redis.hgetall, self.keys.job(dispatch.job_id))
+        state = await until_reachable(self.redis.hgetall, self.keys.job(dispatch.job_id))
         if not _current(state, dispatch, self.name):
             log.info("job %s attempt %d is no longer this worker's; dropped", dispatch.job_id, dispatch.attempt)
             await self._ack(entry)
@@ -370,7 +370,7 @@ class Worker:
     async def _inputs(self, dispatch: Dispatch) -> dict[str, bytes] | None:
         if not dispatch.media:
             return {}
-        values = await self._retry_forever(self.redis.mget, [self.keys.media(k) for k in dispatch.media])
+        values = await until_reachable(self.redis.mget, [self.keys.media(k) for k in dispatch.media])
         if any(v is None for v in values):
             return None
         return dict(zip(dispatch.media, values, strict=True))
@@ -401,7 +401,7 @@ class Worker:
                 with ignoring_unreachable():
                     await publish()
             else:
-                await self._retry_forever(publish)
+                await until_reachable(publish)
 
         return send
 
@@ -411,7 +411,7 @@ class Worker:
         send = self._sender(dispatch)
 
         async def save(state: dict[str, Any]) -> None:
-            await self._retry_forever(self.redis.hset, self.keys.job(dispatch.job_id), "checkpoint",
+            await until_reachable(self.redis.hset, self.keys.job(dispatch.job_id), "checkpoint",
                                       json.dumps(state, default=str))
             await send(Checkpointed(state))
 
@@ -426,18 +426,7 @@ class Worker:
                 pipe.xdel(inbox, entry)
                 await pipe.execute()
 
-        await self._retry_forever(ack)
-
-    async def _retry_forever(self, fn: Callable[..., Any], *args: Any) -> Any:
-        delay = 0.2
-        while True:
-            try:
-                return await fn(*args)
-            except UNREACHABLE as e:
-                not_cancelled()
-                log.info("the queue is unreachable (%s); trying again", type(e).__name__)
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+        await until_reachable(ack)
 
 
 def _current(state: dict[bytes, bytes], dispatch: Dispatch, name: str) -> bool:
