@@ -322,6 +322,8 @@ class FakeMessage:
     edits: int = 0
     deleted: bool = False
     edited_ms: float | None = None
+    # The users this message notified when it was sent (Discord's allowed_mentions rules).
+    pinged: set[int] = field(default_factory=set)
 
     @property
     def ephemeral(self) -> bool:
@@ -521,6 +523,24 @@ class _Refused(Exception):
         super().__init__(f"{status} {code} {message}")
         self.status, self.code, self.message, self.errors = status, code, message, errors
         self.extra, self.headers = extra or {}, headers or {}
+
+
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def _pinged_users(content: str, allowed: dict[str, Any] | None) -> set[int]:
+    """Who a message's user mentions notify: all of them without ``allowed_mentions``;
+    with it, those of ``users`` or every one when ``parse`` holds "users" (Discord refuses
+    both at once)."""
+    mentioned = {int(m) for m in _USER_MENTION.findall(content)}
+    if allowed is None:
+        return mentioned
+    parse = allowed.get("parse") or []
+    users = {int(u) for u in allowed.get("users") or []}
+    if "users" in parse and users:
+        raise _form_error("allowed_mentions", "MUTUALLY_EXCLUSIVE",
+                          "parse:[\"users\"] and users: [ids] are mutually exclusive.")
+    return mentioned if "users" in parse else mentioned & users
 
 
 def _form_error(path: str, code: str, message: str) -> _Refused:
@@ -1939,6 +1959,7 @@ class FakeDiscord:
         if not allow_empty:
             self._check_not_empty(body, call.files)
         message.attachments = self._attachments_from(channel, body, call.files, keep=[])
+        message.pinged = _pinged_users(message.content, body.get("allowed_mentions"))
         return message
 
     @staticmethod

@@ -190,7 +190,9 @@ async def test_imagine_in_a_channel_a_thread_and_a_dm_with_typed_options_and_inl
 
         in_channel = await fake.slash(world.ann, world.channel, "imagine", {
             "prompt": "a red fox --seed 11 --no blurry", "n": 2, "cfg": 4.5, "size": "64x64", "steps": 2})
-        in_thread = await fake.slash(world.bob, world.thread, "imagine", {"prompt": "a lighthouse", **QUICK})
+        # Bob names Cat in his prompt (Discord's client turns "@cat" into "<@id>").
+        lighthouse = f"a lighthouse for <@{world.cat.id}>"
+        in_thread = await fake.slash(world.bob, world.thread, "imagine", {"prompt": lighthouse, **QUICK})
         in_dm = await fake.slash(world.cat, world.dm(world.cat), "imagine", {"prompt": "一只猫", **QUICK})
         await fake.wait_until(lambda: all(results(fake, c) for c in (world.channel, world.thread,
                                                                        world.dm(world.cat))), timeout=30)
@@ -199,8 +201,8 @@ async def test_imagine_in_a_channel_a_thread_and_a_dm_with_typed_options_and_inl
         jobs = {j.spec.prompt: j for j in await runtime.storage.recent_jobs()}
         fox = jobs["a red fox"].spec
         assert (fox.seed, fox.negative_prompt, fox.n, fox.cfg, fox.width, fox.steps) == (11, "blurry", 2, 4.5, 64, 2)
-        assert jobs["a lighthouse"].chat.chat_id == str(world.channel.id)  # the thread belongs to its channel
-        assert jobs["a lighthouse"].chat.thread_id == str(world.thread.id)
+        assert jobs[lighthouse].chat.chat_id == str(world.channel.id)  # the thread belongs to its channel
+        assert jobs[lighthouse].chat.thread_id == str(world.thread.id)
         assert jobs["一只猫"].chat.is_private
 
     (result,) = results(fake, world.channel)
@@ -214,7 +216,9 @@ async def test_imagine_in_a_channel_a_thread_and_a_dm_with_typed_options_and_inl
     assert str(status.id) in in_channel.original.content and not in_channel.original.loading
     # Answers stay in the thread; the DM speaks Cat's language and mentions nobody.
     (thread_result,) = results(fake, world.thread)
-    assert "a lighthouse" in thread_result.content and fake.messages_in(world.channel, from_bot=True, visible_to=world.bob) == [result]
+    # The result notifies its requester only: a mention typed into a prompt pings nobody.
+    assert result.pinged == {world.ann.id} and thread_result.pinged == {world.bob.id}
+    assert lighthouse in thread_result.content and fake.messages_in(world.channel, from_bot=True, visible_to=world.bob) == [result]
     (dm_result,) = results(fake, world.dm(world.cat))
     assert "<@" not in dm_result.content and "已排队" in in_dm.original.content  # type: ignore[union-attr]
     assert in_thread.acked and all(ix.ack_latency_s < 1.0 for ix in (in_channel, in_thread, in_dm))  # type: ignore[operator]

@@ -334,6 +334,16 @@ async def test_the_plain_channel_api(fake: FakeDiscord, world: World, probe: Pro
     assert empty.value.code == 50006
 
 
+async def test_mentions_notify_as_allowed_mentions_say(fake: FakeDiscord, world: World, probe: Probe) -> None:
+    channel = await probe.fetch_channel(world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    both = f"<@{world.alice.id}> and <@!{world.bob.id}>"
+    await channel.send(both)  # no allowed_mentions: every mention notifies
+    await channel.send(both, allowed_mentions=discord.AllowedMentions(users=[discord.Object(world.bob.id)]))
+    await channel.send(both, allowed_mentions=discord.AllowedMentions.none())
+    assert [m.pinged for m in fake.messages_in(world.channel)] == [{world.alice.id, world.bob.id}, {world.bob.id}, set()]
+
+
 async def test_missing_permissions_are_403(fake: FakeDiscord, world: World, probe: Probe) -> None:
     fake.set_overwrite(world.channel, fake.bot, deny=Perm.ATTACH_FILES)
     ix = await fake.slash(world.bob, world.channel, "upload", {"size": 10})

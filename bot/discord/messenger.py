@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from typing import Any, cast
 
 import aiohttp
@@ -46,9 +47,18 @@ UPLOAD_ATTEMPTS = 5
 # Discord: 5 messages per 5 s per channel, 50 requests a second for the whole bot.
 DISCORD_LIMITS = Limits(private=Budget(5, 5.0), group=Budget(5, 5.0), overall=Budget(50, 1.0))
 
-# Prompts are user text: never let one ping @everyone or a role through the bot.
-MENTION_SENDER = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+# Prompts are user text: a mention typed into one ("a portrait of @ann") must not ping
+# anybody, nor @everyone or a role, through the bot. Only the requester is notified.
 NO_PINGS = discord.AllowedMentions.none()
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def ping_only(mention: str) -> discord.AllowedMentions:
+    """Mentions that notify exactly the user ``mention`` names ("<@123>"), and the author of
+    the message replied to (the requester's own message); nobody when it names no one."""
+    found = _USER_MENTION.fullmatch(mention.strip())
+    users = [discord.Object(int(found.group(1)))] if found else []
+    return discord.AllowedMentions(everyone=False, roles=False, users=users, replied_user=True)
 
 
 def discord_policy(error: BaseException) -> SlowDown | str | None:
@@ -156,7 +166,7 @@ class DiscordMessenger:
         if mention and mention not in text:
             text = f"{mention} {text}"
         return await self._post(chat, text, reply_to=reply_to, buttons=buttons,
-                                mentions=MENTION_SENDER if personal else NO_PINGS)
+                                mentions=ping_only(mention) if personal else NO_PINGS)
 
     async def _follow_up(self, live: Live, text: str, buttons: list[list[Button]] | None) -> str | None:
         """An ephemeral follow-up (the first one fills the "thinking…" message); None when
@@ -291,6 +301,8 @@ class DiscordMessenger:
         reference = self._reference(chat, reply_to)
         view = view_of(buttons)
         limit = self.upload_limit(chat)
+        # The caption's last line is the requester's mention in servers (handlers/presenting.py).
+        mentions = ping_only(caption.rsplit("\n", 1)[-1]) if caption else NO_PINGS
 
         def fit_all(limit: int) -> list[uploads.Fitted]:
             return [uploads.fit(i.png, i.filename, limit) for i in images]
@@ -305,7 +317,7 @@ class DiscordMessenger:
             async def call(fitted: list[uploads.Fitted] = fitted, text: str = text) -> discord.Message:
                 files = [discord.File(io.BytesIO(f.data), f.filename) for f in fitted]
                 return await channel.send(cut(text) if text else None, files=files, reference=cast(Any, reference),
-                                          allowed_mentions=MENTION_SENDER, view=_or_missing(view))
+                                          allowed_mentions=mentions, view=_or_missing(view))
 
             try:
                 return await self.limiter.send(self.channel_key(chat), chat.is_private, call)
