@@ -493,6 +493,39 @@ async def test_a_job_that_died_before_its_submit_arrived_submits_once_on_restart
     assert stack.fake.violations == []
 
 
+async def test_a_job_whose_submit_did_arrive_is_not_submitted_again_though_the_check_answers_garbage_first(
+        stack: Stack) -> None:
+    stack.fake.running_polls = 3
+    saved: dict[str, Any] = {}
+
+    async def save(cp: dict[str, Any]) -> None:
+        if not saved:  # the process dies after the submit reached zhiqite, before it was recorded
+            saved.update(cp)
+
+    spec = Txt2Img(prompt="cat")
+    events = stack.make().run(work_for(stack, spec, save_checkpoint=save))
+    assert isinstance(await events.__anext__(), Progress)
+    await events.aclose()
+    assert saved["submitted"] is False and stack.fake.calls_to("text2image") == 1
+
+    stack.fake.bad_queries = ["not-json", "5xx", "throttled"]  # neither "it exists" nor "it does not"
+    _, finished = await run(stack.make(), work_for(stack, spec, checkpoint=dict(saved)))
+    assert len(finished.images) == 1
+    assert stack.fake.calls_to("text2image") == 1  # paid once at zhiqite
+    assert stack.fake.violations == []
+
+
+async def test_a_restart_check_that_only_ever_answers_garbage_fails_the_job_rather_than_paying_twice(
+        stack: Stack) -> None:
+    checkpoint = {"task_id": "ibjob1deadbeef", "task_backend": "zhiqite", "task_kind": "txt2img",
+                  "callback_token": None, "submitted": False}
+    stack.fake.bad_queries = ["not-json"] * 50
+    with pytest.raises(BackendError) as err:
+        await run(stack.make(), work_for(stack, Txt2Img(prompt="cat"), checkpoint=checkpoint))
+    assert err.value.key == "error-vendor-bad-answer"
+    assert stack.fake.calls_to("text2image") == 0 and stack.fake.calls_to("queryTaskInfo") == 6
+
+
 # --- catalogues, models -------------------------------------------------------------------
 
 

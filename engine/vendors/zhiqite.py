@@ -80,8 +80,8 @@ is not charged for them (``withheld-zhiqite-deleted`` / ``withheld-zhiqite-hidde
 
 Restart safety: the task id and the callback token are checkpointed *before* the submit
 (``submitted=False``) and again after it. A job resumed with ``submitted=True`` only waits;
-one resumed with ``submitted=False`` asks the vendor once whether the task exists and
-submits only if it does not.
+one resumed with ``submitted=False`` asks the vendor whether the task exists (again, on
+an unreadable answer) and submits only if zhiqite says it does not.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ from typing import Any
 
 import httpx
 from PIL import Image, UnidentifiedImageError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled, Problem
@@ -784,11 +785,24 @@ class ZhiqiteBackend:
         return self._read(kind, data, task_id)
 
     async def _task_exists(self, kind: str, task_id: str) -> bool:
-        """After a restart between checkpoint and submit: did the submit reach zhiqite?"""
+        """After a restart between checkpoint and submit: did the submit reach zhiqite?
+
+        Only a definite answer decides: the task's state (it exists) or zhiqite's refusal of
+        the id (it does not). An unreadable or throttled answer says neither, and submitting
+        on it could pay for the same picture twice, so it is asked again (a few times,
+        backing off); if it stays unreadable the job fails and is refunded."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, BackendError) and (e.retryable or e.key == "error-vendor-bad-answer")),
+            stop=stop_after_attempt(_MAX_BAD_ANSWERS),
+            wait=wait_exponential(multiplier=self.poll_interval_s, max=self.poll_max_interval_s),
+            reraise=True)
         try:
-            await self._query(kind, task_id)
+            async for attempt in retrying:
+                with attempt:
+                    await self._query(kind, task_id)
         except BackendError as e:
-            if e.key in ("error-zhiqite-rejected", "error-vendor-bad-answer"):
+            if e.key == "error-zhiqite-rejected":
                 return False
             if e.key == "error-zhiqite-failed":
                 return True
