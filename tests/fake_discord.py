@@ -84,7 +84,7 @@ import re
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -303,6 +303,21 @@ class FakeAttachment:
         return out
 
 
+def _walk_components(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every component in tree order (pre-order): each one, then its ``components``, its
+    ``component`` (a label's child) and its ``accessory`` (a section's)."""
+    stack = list(reversed(components))
+    while stack:
+        c = stack.pop()
+        yield c
+        children = list(c.get("components", []))
+        if "component" in c:
+            children.append(c["component"])
+        if "accessory" in c:
+            children.append(c["accessory"])
+        stack.extend(reversed(children))
+
+
 @dataclass(eq=False)
 class FakeMessage:
     """A message as its channel shows it."""
@@ -346,16 +361,7 @@ class FakeMessage:
         return [c["custom_id"] for c in self._walk() if "custom_id" in c]
 
     def _walk(self) -> Iterable[dict[str, Any]]:
-        stack = list(reversed(self.components))
-        while stack:
-            c = stack.pop()
-            yield c
-            children = list(c.get("components", []))
-            if "component" in c:
-                children.append(c["component"])
-            if "accessory" in c:
-                children.append(c["accessory"])
-            stack.extend(reversed(children))
+        return _walk_components(self.components)
 
 
 @dataclass
@@ -2023,26 +2029,11 @@ class FakeDiscord:
     def _number_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Discord fills in each component's numeric ``id`` (1, 2, ... in tree order) when omitted."""
         components = json.loads(json.dumps(components))
-        used = set()
-        stack = list(components)
-        while stack:
-            c = stack.pop()
-            if "id" in c:
-                used.add(c["id"])
-            stack.extend(c.get("components", []))
+        used = {c["id"] for c in _walk_components(components) if "id" in c}
         counter = itertools.count(1)
-
-        def fill(c: dict[str, Any]) -> None:
+        for c in _walk_components(components):
             if "id" not in c:
                 c["id"] = next(i for i in counter if i not in used)
-            for child in c.get("components", []):
-                fill(child)
-            for key in ("component", "accessory"):
-                if key in c:
-                    fill(c[key])
-
-        for c in components:
-            fill(c)
         return components
 
     def _attachments_from(self, channel: FakeChannel, body: dict[str, Any], files: dict[int, tuple[str, bytes]],

@@ -708,3 +708,18 @@ async def test_ack_latency_percentiles(fake: FakeDiscord, world: World, probe: P
     print(f"ack latency p50={p50 * 1000:.1f} ms p99={p99 * 1000:.1f} ms "
           f"({len(fake.ack_latencies())} interactions in {time.monotonic() - started:.2f} s)")
     assert 0 < p50 <= p99 < 1.0
+
+
+def test_component_ids_are_unique_across_labels_and_accessories() -> None:
+    """Ids given inside a label's ``component`` or a section's ``accessory`` count as used:
+    the ids Discord fills in never repeat them, in tree order."""
+    numbered = FakeDiscord._number_components([
+        {"type": 9, "components": [{"type": 10, "content": "hi"}],
+         "accessory": {"type": 2, "style": 1, "label": "Go", "custom_id": "go", "id": 1}},
+        {"type": 18, "label": "Photo", "component": {"type": 19, "custom_id": "photo", "id": 2}},
+        {"type": 10, "content": "bye"},
+    ])
+    section, label, text = numbered
+    ids = [section["id"], section["components"][0]["id"], section["accessory"]["id"],
+           label["id"], label["component"]["id"], text["id"]]
+    assert ids == [3, 4, 1, 5, 2, 6]
