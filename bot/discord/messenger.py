@@ -246,9 +246,8 @@ class DiscordMessenger:
         async def call() -> None:
             picture = None if final else self._previews.pop(key, None)
             fields: dict[str, Any] = {"content": cut(text), "view": view_of(buttons)}
-            if picture is not None:
-                small = await asyncio.to_thread(uploads.preview, picture)
-                fields["attachments"] = [discord.File(io.BytesIO(small), "preview.jpg")]
+            if picture is not None:  # already a small JPEG (engine.backend.Progress.preview)
+                fields["attachments"] = [discord.File(io.BytesIO(picture), "preview.jpg")]
             elif final and key in self._showing_preview:
                 fields["attachments"] = []
             try:

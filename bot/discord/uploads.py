@@ -1,4 +1,4 @@
-"""Pictures that fit under Discord's upload limit, and small progress previews.
+"""Pictures that fit under Discord's upload limit.
 
 Discord refuses an attachment larger than the limit it states for the chat (the
 interaction's ``attachment_size_limit``, which follows the server's boost level; 10 MiB in
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 # Room left under the limit for the multipart framing of each file.
 HEADROOM_BYTES = 1024
-PREVIEW_SIDE = 320
 _SHRINK = 0.8  # each step down in size keeps this share of each side
 _SMALLEST_SIDE = 16
 
@@ -69,10 +68,3 @@ def _encode(image: Image.Image, fmt: str, *, quality: int) -> bytes:
     image.save(buf, format=fmt, quality=quality)
     return buf.getvalue()
 
-
-def preview(data: bytes, max_side: int = PREVIEW_SIDE) -> bytes:
-    """A small JPEG of a progress preview: cheap to upload on every coalesced edit."""
-    with Image.open(io.BytesIO(data)) as opened:
-        image = opened.convert("RGB")
-    image.thumbnail((max_side, max_side))
-    return _encode(image, "JPEG", quality=70)
