@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import importlib.util
 import io
 import logging
@@ -45,6 +44,7 @@ from engine.backend import (
     Work,
 )
 from engine.errors import BackendError, JobCancelled, ModelUnavailable, Problem
+from engine.extras import refuse_unsupported, unknown_extra
 from engine.jobs import ControlNet, GenerationBase, GenerationSpec, Img2Img, Inpaint, JobSpec, Txt2Img
 from engine.local.pipelines import PipelineCache
 from engine.local.previews import latents_to_jpeg
@@ -61,12 +61,6 @@ LoraFiles = list[tuple[Path, float]]  # a job's LoRA files and their weights
 def peft_installed() -> bool:
     """diffusers loads LoRAs through peft; without it there are no LoRAs here."""
     return importlib.util.find_spec("peft") is not None
-
-
-def _closest(asked: str, names: list[str]) -> str:
-    by_lower = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(asked.lower(), list(by_lower), n=5, cutoff=0.3)
-    return ", ".join(by_lower[c] for c in close) if close else ", ".join(names[:10])
 
 
 def canny_map(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
@@ -141,22 +135,14 @@ class LocalDiffusersBackend:
         cannot be used: a VAE or embeddings, an unknown LoRA (naming the closest), no peft."""
         if not isinstance(spec, GenerationBase):
             return []
-        if spec.vae:
-            raise BackendError("error-extra-unsupported", backend=self.name, what="vae", value=spec.vae)
-        if spec.embeddings:
-            raise BackendError("error-extra-unsupported", backend=self.name, what="embedding",
-                               value=spec.embeddings[0])
+        refuse_unsupported(self.name, spec, ("lora",), error=BackendError)  # no VAEs or embeddings here
         if not spec.loras:
             return []
         files: LoraFiles = []
         for ref in spec.loras:
             path = self.registry.lora_file(ref.name)
             if path is None:
-                names = list(self.registry.loras())
-                if not names:
-                    raise BackendError("error-extra-none", backend=self.name, what="lora", value=ref.name)
-                raise BackendError("error-extra-unknown", backend=self.name, what="lora", value=ref.name,
-                                   choices=_closest(ref.name, names))
+                raise unknown_extra(self.name, "lora", ref.name, list(self.registry.loras()))
             files.append((path, ref.weight))
         if not peft_installed():
             raise BackendError("error-local-lora-needs-peft", backend=self.name)

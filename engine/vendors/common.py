@@ -42,6 +42,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.backend import CancelToken
 from engine.errors import BackendError, JobCancelled, Problem, UserFacingError
+from engine.extras import refuse_unsupported
 
 log = logging.getLogger("imagebot.vendors")
 
@@ -461,10 +462,7 @@ class VendorLimits:
 
     def refuse_extras(self, spec: Any) -> None:
         """Refuse, before any call, a LoRA, VAE or embedding this vendor cannot take."""
-        used = spec.extras_used() if hasattr(spec, "extras_used") else []
-        for what, name in used:
-            if what not in self.extras:
-                raise UserFacingError("error-extra-unsupported", backend=self.backend, what=what, value=name)
+        refuse_unsupported(self.backend, spec, self.extras)
 
     def _note(self, notes: list[Problem], what: str, asked: Any, used: Any) -> None:
         notes.append(Problem("vendor-note-mapped", {"backend": self.backend, "what": what,

@@ -89,7 +89,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import difflib
 import io
 import logging
 import random
@@ -106,6 +105,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled, Problem
+from engine.extras import unknown_extra
 from engine.jobs import CONTROL_TYPES, EXTRA_KINDS, GenerationBase, JobSpec
 from engine.vendors.callbacks import callback_url
 from engine.vendors.common import Mapped, VendorHttp, VendorLimits, sanitize_vendor_text
@@ -166,7 +166,6 @@ _MAX_BAD_ANSWERS = 6
 
 # Which catalogue lists each kind of extra.
 EXTRA_CATALOGUES = {"lora": "loras", "vae": "vaes", "embedding": "embeddings"}
-_CLOSEST = 5
 
 
 @dataclass(frozen=True)
@@ -195,13 +194,6 @@ def _extra_row(what: str, row: dict[str, Any]) -> tuple[str, set[str]] | None:
     if not isinstance(name, str) or not name.strip():
         return None
     return name.strip(), {str(t).strip().lower() for t in typed if t and str(t).strip()}
-
-
-def _closest(asked: str, names: list[str]) -> str:
-    """The catalogue names nearest to ``asked`` (or the first few), for a refusal."""
-    by_lower = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(asked.lower(), list(by_lower), n=_CLOSEST, cutoff=0.3)
-    return ", ".join(by_lower[c] for c in close) if close else ", ".join(names[: _CLOSEST * 2])
 
 
 # --- what a poll or a callback says ------------------------------------------------------
@@ -488,11 +480,7 @@ class ZhiqiteBackend:
         for name, typed in usable:
             if low in typed:
                 return name
-        names = [name for name, _ in usable]
-        if not names:
-            raise BackendError("error-extra-none", backend=self.name, what=what, value=asked)
-        raise BackendError("error-extra-unknown", backend=self.name, what=what, value=asked,
-                           choices=_closest(asked, names))
+        raise unknown_extra(self.name, what, asked, [name for name, _ in usable])
 
     def _extras_from(self, spec: GenerationBase, rows: dict[str, list[dict[str, Any]]]) -> _Extras:
         return _Extras(
