@@ -167,14 +167,12 @@ class PlatformOutbound:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                verdict = self._policy(e)
-                if isinstance(verdict, SlowDown):
-                    self._slow_down(None, verdict)
-                elif verdict == TRANSIENT and failures < self.limits.network_retries:
-                    failures += 1
-                    await asyncio.sleep(min(2.0**failures, 30.0))
-                else:
+                delay = self._retry_in(None, e, failures)
+                if delay is None:
                     raise
+                if delay:
+                    failures += 1
+                    await asyncio.sleep(delay)
 
     def forget(self, chat_id: str, key: str) -> None:
         """The message is gone (deleted, or became the result): its waiting edit would only fail."""
@@ -220,14 +218,12 @@ class PlatformOutbound:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            verdict = self._policy(e)
-            if isinstance(verdict, SlowDown):
-                self._slow_down(chat, verdict)  # the item stays first in line
-                return
-            if verdict == TRANSIENT and item.failures < self.limits.network_retries:
-                item.failures += 1
-                log.warning("outbound call failed (%s), retrying", type(e).__name__)
-                await asyncio.sleep(min(2.0**item.failures, 30.0))
+            delay = self._retry_in(chat, e, item.failures)
+            if delay is not None:  # the item stays first in line
+                if delay:
+                    item.failures += 1
+                    log.warning("outbound call failed (%s), retrying", type(e).__name__)
+                    await asyncio.sleep(delay)
                 return
             chat.sends.popleft()
             if not item.future.done():
@@ -257,15 +253,27 @@ class PlatformOutbound:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            verdict = self._policy(e)
-            if isinstance(verdict, SlowDown):
-                self._slow_down(chat, verdict)
+            # Progress is never retried after a network error (a newer edit will come): only a 429 keeps it.
+            if self._retry_in(chat, e, self.limits.network_retries) is not None:
                 chat.edits.setdefault(key, call)  # still the newest unless one came meanwhile
             else:
                 self.dropped_edits += 1
                 log.warning("progress edit failed: %s", type(e).__name__)
 
-    # --- 429s -------------------------------------------------------------------------
+    # --- errors and 429s ---------------------------------------------------------------
+
+    def _retry_in(self, chat: _Chat | None, error: Exception, failures: int) -> float | None:
+        """What the platform's answer ``error`` means for a call that failed ``failures``
+        times before: None, give up (the caller's error); 0.0, a 429 now holds the chat (or,
+        with ``chat`` None, the whole bot) and the call goes again once the hold has passed;
+        else the seconds to back off before a transient failure is tried again."""
+        verdict = self._policy(error)
+        if isinstance(verdict, SlowDown):
+            self._slow_down(chat, verdict)
+            return 0.0
+        if verdict == TRANSIENT and failures < self.limits.network_retries:
+            return min(2.0 ** (failures + 1), 30.0)
+        return None
 
     def _slow_down(self, chat: _Chat | None, verdict: SlowDown) -> None:
         self.slowdowns += 1
