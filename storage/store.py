@@ -395,14 +395,15 @@ class Storage:
         """Keep the produced images with the job and move it to ``delivering`` (the outbox's
         durable record). ``backend``/``spec``/``cost_per_image``: the backend that made them
         and what it ran, when a fallback did. False when the job was already past running."""
+        before = _PREDECESSORS[JobState.DELIVERING]
         async with self._tx() as db:
             cur = await db.execute(
-                "UPDATE jobs SET results = ?, state = 'delivering', updated_at = ?, backend = COALESCE(?, backend), "
+                "UPDATE jobs SET results = ?, state = ?, updated_at = ?, backend = COALESCE(?, backend), "
                 "spec = COALESCE(?, spec), cost_per_image = COALESCE(?, cost_per_image), notes = COALESCE(?, notes) "
-                "WHERE id = ? AND state IN ('queued', 'running')",
-                (json.dumps([r.__dict__ for r in results]), time.time(), backend,
+                f"WHERE id = ? AND state IN ({','.join('?' * len(before))})",
+                (json.dumps([r.__dict__ for r in results]), JobState.DELIVERING.value, time.time(), backend,
                  dump_job_spec(spec) if spec is not None else None, cost_per_image,
-                 json.dumps(notes) if notes is not None else None, job_id),
+                 json.dumps(notes) if notes is not None else None, job_id, *[s.value for s in before]),
             )
             return cur.rowcount == 1
 
@@ -466,11 +467,6 @@ class Storage:
                 (platform, chat_id, message_id),
             )
         return await self.job(row["job_id"]) if row else None
-
-    async def open_job_count(self, user_id: int) -> int:
-        row = await self._one("SELECT COUNT(*) AS n FROM jobs WHERE user_id = ? AND state IN ('queued','running')",
-                              (user_id,))
-        return int(row["n"]) if row else 0
 
     async def meta(self, key: str) -> str | None:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
