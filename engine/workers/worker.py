@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import socket
 import sys
 import time
@@ -461,16 +460,13 @@ def _on_disk(backend: Backend, models: list[ModelInfo]) -> list[str]:
     registry = getattr(backend, "registry", None)
     if registry is None:
         return []
+    from engine.local.pipelines import unavailable_reason
+
     out = []
     for info in models:
         try:
-            model = registry.get(info.name)
-            if model.is_local_folder:
-                present = os.path.isdir(os.path.expanduser(model.source))
-            else:
-                from engine.local.pipelines import cached_on_disk
-
-                present = cached_on_disk(model.source)
+            # offline: the hub is never asked; None is a folder that exists, or weights in the cache
+            present = unavailable_reason(registry.get(info.name).source, offline=True) is None
         except Exception:
             present = False
         if present:
