@@ -127,7 +127,6 @@ class PlatformOutbound:
         self._overall = self.limits.overall.bucket(self.limits.margin)
         self._chats: dict[str, _Chat] = {}
         self._hold_until = 0.0  # a bot-wide 429
-        self.sent = 0
         self.dropped_edits = 0
         self.slowdowns = 0  # 429s the platform answered
 
@@ -230,7 +229,6 @@ class PlatformOutbound:
                 item.future.set_exception(e)
             return
         chat.sends.popleft()
-        self.sent += 1
         if not item.future.done():
             item.future.set_result(result)
 
@@ -249,7 +247,6 @@ class PlatformOutbound:
         await self._overall.acquire()
         try:
             await call()
-            self.sent += 1
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -337,13 +334,6 @@ class OutboundLimiter:
         if view is None:
             view = self._platforms[name] = PlatformOutbound(limits, policy=policy, name=name)
         return view
-
-    def views(self) -> dict[str, PlatformOutbound]:
-        return dict(self._platforms)
-
-    async def idle(self) -> None:
-        for view in list(self._platforms.values()):
-            await view.idle()
 
     async def close(self) -> None:
         for view in list(self._platforms.values()):
