@@ -166,6 +166,9 @@ _MAX_BAD_ANSWERS = 6
 
 # Which catalogue lists each kind of extra.
 EXTRA_CATALOGUES = {"lora": "loras", "vae": "vaes", "embedding": "embeddings"}
+# Answers to a query that VendorHttp hands back without retrying (it passes 4xx through):
+# unreadable, or throttled by the gateway / zhiqite. Asked again by the restart check.
+_ASK_AGAIN = frozenset({"error-vendor-bad-answer", "error-zhiqite-throttled", "error-vendor-rate-limited"})
 
 
 @dataclass(frozen=True)
@@ -778,10 +781,10 @@ class ZhiqiteBackend:
         Only a definite answer decides: the task's state (it exists) or zhiqite's refusal of
         the id (it does not). An unreadable or throttled answer says neither, and submitting
         on it could pay for the same picture twice, so it is asked again (a few times,
-        backing off); if it stays unreadable the job fails and is refunded."""
+        backing off); if it stays unreadable the job fails and is refunded. A 5xx or a lost
+        connection is not asked again here: VendorHttp already retried that query."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(
-                lambda e: isinstance(e, BackendError) and (e.retryable or e.key == "error-vendor-bad-answer")),
+            retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.key in _ASK_AGAIN),
             stop=stop_after_attempt(_MAX_BAD_ANSWERS),
             wait=wait_exponential(multiplier=self.poll_interval_s, max=self.poll_max_interval_s),
             reraise=True)
