@@ -19,6 +19,7 @@ from storage.records import ChatCoordinates, JobState, ResultRecord
 from storage.store import Storage
 from tests.chat_recorder import RecordingMessenger, demo_settings, person, say, started_runtime
 from tests.fake_telegram import FakeTelegram
+from tests.images import png
 
 SCALE = 0.05  # Telegram's own flood limits on a clock twenty times faster
 GROUP_ID = -100777
@@ -112,10 +113,6 @@ async def test_a_burst_at_the_global_cap_announces_only_admitted_jobs_with_their
 
 
 async def test_an_upscale_and_a_diffusion_take_turns_on_one_gpu(tmp_path, tiny_model_dir, tiny_tool_models):
-    import io
-
-    from PIL import Image
-
     settings = demo_settings(tmp_path, tiny_model_dir)
     (tmp_path / "models" / "demo-tools").symlink_to(tiny_tool_models.upscaler.parent.parent, target_is_directory=True)
     chat = RecordingMessenger()
@@ -124,8 +121,7 @@ async def test_an_upscale_and_a_diffusion_take_turns_on_one_gpu(tmp_path, tiny_m
         lanes = runtime.scheduler.lanes()
         assert runtime.scheduler.lane_of("local") == runtime.scheduler.lane_of("tools")
         assert lanes[runtime.scheduler.lane_of("local")][2] == 1  # one slot for both
-        buf = io.BytesIO()
-        Image.new("RGB", (96, 96), (10, 200, 30)).save(buf, format="PNG")
+        picture = png((96, 96), (10, 200, 30))
         busy: list[int] = []
 
         async def sample() -> None:
@@ -136,7 +132,7 @@ async def test_an_upscale_and_a_diffusion_take_turns_on_one_gpu(tmp_path, tiny_m
         sampler = asyncio.create_task(sample())
         await asyncio.gather(
             runtime.app.handle_message(say("/imagine a field --steps 8 --size 128x128"), chat),
-            runtime.app.handle_message(say("/upscale", user=person("bob"), images=[buf.getvalue()]), chat),
+            runtime.app.handle_message(say("/upscale", user=person("bob"), images=[picture]), chat),
         )
         await runtime.wait_idle()
         sampler.cancel()

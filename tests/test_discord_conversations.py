@@ -6,7 +6,6 @@ menus, buttons, expired tokens, restarts, 429 storms, upload limits and bursts."
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +16,6 @@ from typing import Any
 import discord.gateway
 import discord.http
 import pytest
-from PIL import Image
 
 from bot.discord.messenger import DISCORD_LIMITS
 from bot.discord.runner import run_discord
@@ -42,22 +40,11 @@ from tests.fake_discord import (
     Perm,
 )
 from tests.fixtures_tools import face_picture
+from tests.images import encoded, png
 
 # Discord's limits on a clock ten times faster; the fake enforces the same shape.
 FAST = DISCORD_LIMITS.scaled(0.1)
 QUICK = {"steps": 2, "size": "64x64"}
-
-
-def png(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (30, 90, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def as_png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @dataclass
@@ -250,10 +237,11 @@ async def test_attachments_repaint_and_inpaint_and_the_context_menus_work_on_any
         assert ask.modal is not None and ask.response_type == 9  # the modal is the first answer
         assert ask.modal["components"][0]["components"][0]["value"] == "my cat"  # prefilled from the message
         repaint = await fake.submit_modal(world.bob, ask, {"prompt": "my cat as a tiger --steps 2 --strength 0.7"})
-        portrait = await fake.post(world.cat, world.thread, "me", attachments=[as_png(face_picture(200, 200, (0, 0)))])
+        portrait = await fake.post(world.cat, world.thread, "me",
+                                   attachments=[encoded(face_picture(200, 200, (0, 0)))])
         swap = await fake.context_menu(world.ann, portrait, "Swap face into this")
         await swap.wait_acked()
-        face = as_png(face_picture(160, 160, at=(0, 0), size=160, skin=(200, 160, 140)))
+        face = encoded(face_picture(160, 160, at=(0, 0), size=160, skin=(200, 160, 140)))
         swapped = await fake.submit_modal(world.ann, swap, {}, files={"face": face})
         await fake.wait_until(lambda: len(results(fake, world.channel)) == 4 and results(fake, world.thread),
                               timeout=60)

@@ -17,17 +17,15 @@ import aiohttp
 import discord
 import pytest
 from discord import app_commands
-from PIL import Image
 
 from tests.fake_discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, Perm, point_discord_py_at
+from tests.images import image_bytes
 
 MODELS = ["sdxl", "sd15", "flux"]
 
 
-def png(color: str = "red", size: tuple[int, int] = (8, 6)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
+def png(color: str = "red") -> bytes:
+    return image_bytes(8, 6, color)
 
 
 class Upscale(discord.ui.DynamicItem[discord.ui.Button], template=r"upscale:(?P<job>[0-9]+)"):

@@ -12,12 +12,7 @@ from PIL import Image
 from handlers.images import read_parameters
 from storage.records import JobState
 from tests.chat_recorder import GROUP, RecordingMessenger, demo_settings, person, press, say, started_runtime
-
-
-def png(size=(64, 64), color=(200, 30, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
+from tests.images import image_bytes
 
 
 @pytest.fixture
@@ -62,9 +57,11 @@ async def test_same_seed_gives_the_same_image_bytes(bot):
 
 async def test_img2img_with_an_attached_picture_and_inpaint_with_a_mask(bot):
     runtime, chat = bot
-    await runtime.app.handle_message(say("/imagine watercolor --steps 4 --seed 1", images=[png((96, 64))]), chat)
+    await runtime.app.handle_message(say("/imagine watercolor --steps 4 --seed 1", images=[image_bytes(96, 64)]),
+                                     chat)
     await runtime.app.handle_message(
-        say("/imagine a hat --steps 4 --seed 1", reply_images=[png((64, 64))], mask=png((64, 64), (255, 255, 255))),
+        say("/imagine a hat --steps 4 --seed 1", reply_images=[image_bytes(64, 64)],
+            mask=image_bytes(64, 64, (255, 255, 255))),
         chat,
     )
     await _finished(runtime, chat, 2)
@@ -98,7 +95,7 @@ async def test_corrupt_and_huge_uploads_are_refused_before_any_job(bot):
     runtime, chat = bot
     await runtime.app.handle_message(say("/imagine a cat", images=[b"\x89PNG not really"]), chat)
     assert "cannot be read" in chat.log[-1].text
-    await runtime.app.handle_message(say("/imagine a cat", images=[png((5000, 4000))]), chat)
+    await runtime.app.handle_message(say("/imagine a cat", images=[image_bytes(5000, 4000)]), chat)
     assert "too large" in chat.log[-1].text
     assert await runtime.storage.recent_jobs() == []
 

@@ -33,6 +33,7 @@ from bot.telegram.messenger import (
 from bot.telegram.runner import make_bot, poll_until_cancelled
 from handlers.port import Button, ChatRef, Incoming, Messenger, Outcome, OutImage, Press
 from tests.fake_telegram import BOT_USERNAME, FakeTelegram
+from tests.images import png
 
 ANN = FakeTelegram.user(101, "Ann")
 BOB = FakeTelegram.user(102, "Bob", lang="zh-hans")
@@ -41,12 +42,6 @@ GROUP = -100500
 # The fake's limits below (4 a second in private, 20 per second in a group): the limiter
 # keeps its margin under them, as under Telegram's real ones.
 FAST = Limits(private=Budget(4, 1.0), group=Budget(20, 1.0), overall=Budget(1000, 1.0))
-
-
-def png(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (30, 90, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class RecordingApp:

@@ -4,12 +4,10 @@ private chats, groups, photos and replies, buttons, floods, and a restart mid-jo
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from contextlib import asynccontextmanager
 
 import pytest
-from PIL import Image
 
 from bot.outbound import Budget, Limits
 from bot.telegram.runner import run_telegram
@@ -17,6 +15,7 @@ from bot.wiring import build_runtime
 from storage.records import JobState
 from tests.chat_recorder import demo_settings
 from tests.fake_telegram import FakeTelegram
+from tests.images import png
 
 ANN = FakeTelegram.user(101, "Ann")
 BOB = FakeTelegram.user(102, "Bob")
@@ -24,12 +23,6 @@ CAT = FakeTelegram.user(103, "Cat", lang="zh-hans")
 GROUP = -100500
 # Telegram's limits scaled down so tests run in seconds; the fake enforces the same shape.
 FAST = Limits(private=Budget(4, 1.0), group=Budget(20, 2.0), overall=Budget(1000, 1.0))
-
-
-def png(size=(64, 48), color=(30, 90, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture

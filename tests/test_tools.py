@@ -29,6 +29,7 @@ from engine.tools.upscale import Upscaler
 from locales import tr
 from storage.media import MediaStore
 from tests.fixtures_tools import GREEN, face_picture
+from tests.images import encoded
 
 
 def picture(width: int = 48, height: int = 40, seed: int = 0) -> Image.Image:
@@ -36,12 +37,6 @@ def picture(width: int = 48, height: int = 40, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
     return Image.fromarray(small, "RGB").resize((width, height), Image.Resampling.BICUBIC)
-
-
-def png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def real_esrgan_keys(num_block: int) -> set[str]:
@@ -296,7 +291,7 @@ async def test_backend_streams_tile_progress_then_one_png(
     tools_backend: ToolsBackend, tmp_path: Path
 ) -> None:
     media = MediaStore(tmp_path / "media")
-    key = media.put(png(picture(64, 48)))
+    key = media.put(encoded(picture(64, 48)))
 
     events = await collect(tools_backend, work_for(Upscale(image=key, scale=4), media))
 
@@ -319,7 +314,8 @@ async def test_backend_swaps_faces_off_the_event_loop(tiny_tool_models: ToolMode
     backend = ToolsBackend(tiny_tool_models, device="cpu", detector=BoxFaceDetector(boxes))
     media = MediaStore(tmp_path / "media")
     spec = FaceSwap(
-        face_image=media.put(png(picture(160, 160))), target_image=media.put(png(picture(200, 160, seed=2)))
+        face_image=media.put(encoded(picture(160, 160))),
+        target_image=media.put(encoded(picture(200, 160, seed=2))),
     )
     try:
         events = await collect(backend, work_for(spec, media))
@@ -334,8 +330,8 @@ async def test_backend_swaps_faces_off_the_event_loop(tiny_tool_models: ToolMode
 async def test_backend_reports_no_face_with_haar(tools_backend: ToolsBackend, tmp_path: Path) -> None:
     media = MediaStore(tmp_path / "media")
     spec = FaceSwap(
-        face_image=media.put(png(face_picture(260, 260, at=(30, 30)))),
-        target_image=media.put(png(picture(200, 160))),
+        face_image=media.put(encoded(face_picture(260, 260, at=(30, 30)))),
+        target_image=media.put(encoded(picture(200, 160))),
     )
 
     with pytest.raises(BackendError) as err:
@@ -347,7 +343,7 @@ async def test_backend_reports_no_face_with_haar(tools_backend: ToolsBackend, tm
 async def test_backend_honours_cancel(tools_backend: ToolsBackend, tmp_path: Path) -> None:
     media = MediaStore(tmp_path / "media")
     cancel = CancelToken()
-    work = work_for(Upscale(image=media.put(png(picture(96, 96))), scale=4), media, cancel)
+    work = work_for(Upscale(image=media.put(encoded(picture(96, 96))), scale=4), media, cancel)
     seen: list[Progress | Finished] = []
 
     with pytest.raises(JobCancelled):
@@ -373,7 +369,7 @@ async def test_backend_missing_weights_is_model_unavailable(tmp_path: Path) -> N
     media = MediaStore(tmp_path / "media")
     try:
         with pytest.raises(ModelUnavailable) as err:
-            await collect(backend, work_for(Upscale(image=media.put(png(picture()))), media))
+            await collect(backend, work_for(Upscale(image=media.put(encoded(picture()))), media))
         assert await backend.models() == []
     finally:
         await backend.close()

@@ -15,14 +15,9 @@ from PIL import Image, ImageOps
 from engine.errors import UserFacingError
 from handlers.images import header_size, load_upload, normalized_png
 from locales import tr
+from tests.images import encoded
 
 RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
-
-
-def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:  # type: ignore[no-untyped-def]
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **options)
-    return buf.getvalue()
 
 
 def stored(data: bytes, mode: str = "RGB") -> Image.Image:

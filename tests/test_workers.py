@@ -12,7 +12,6 @@ import costs seconds per process).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
@@ -26,10 +25,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from PIL import Image
 
 from engine.workers import connect
 from tests.fake_telegram import FakeTelegram
+from tests.images import png
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -235,12 +234,6 @@ async def deployment(tmp_path_factory, tiny_model_dir):
                 print(f"--- {name}.log ---\n{path.read_text(errors='replace')[-4000:]}")
 
 
-def png(color: tuple[int, int, int] = (30, 90, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 async def test_two_workers_share_a_burst_in_a_fair_order(deployment):
     d = deployment
     for k in range(1, 5):  # Ann queues four jobs at once, then Bob and Cat one each
@@ -372,7 +365,7 @@ async def test_redis_back_empty_the_job_is_handed_out_again_from_the_bots_record
 
 async def test_a_job_no_worker_can_run_gets_a_clear_answer_and_a_refund(deployment):
     d = deployment
-    photo = await d.fake.say(ANN["id"], ANN, photo=png())
+    photo = await d.fake.say(ANN["id"], ANN, photo=png((64, 64)))
     await d.fake.say(ANN["id"], ANN, "/upscale", reply_to=photo)  # the workers run no tools
     await d.fake.wait_until(lambda: any("No GPU worker offers upscale jobs" in t for t in d.said(ANN)))
     for worker in d.workers.values():

@@ -3,24 +3,15 @@ and a throttled zhiqite handing the job to the configured fallback."""
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image
-
 from engine.local.backend import LocalDiffusersBackend
 from engine.local.registry import ModelRegistry
 from engine.vendors.zhiqite import ZhiqiteBackend
 from storage.records import JobState
 from tests.chat_recorder import RecordingMessenger, demo_settings, say, started_runtime
+from tests.images import image_bytes
 from tests.vendor_fakes.zhiqite import FakeZhiqite
 
 KEY_ID, KEY_SECRET = "AKID-zhiqite-test", "AKSECRET-zhiqite-test"
-
-
-def photo() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (90, 120, 30)).save(buf, format="JPEG")
-    return buf.getvalue()
 
 
 async def start(tmp_path, tiny_model_dir, fake: FakeZhiqite, **overrides):  # type: ignore[no-untyped-def]
@@ -41,7 +32,8 @@ async def test_a_photo_job_without_a_public_address_is_refused_saying_what_the_a
     async with FakeZhiqite(KEY_ID, KEY_SECRET) as fake:
         runtime, chat = await start(tmp_path, tiny_model_dir, fake)
         try:
-            await runtime.app.handle_message(say("/imagine a watercolour --backend zhiqite", images=[photo()]), chat)
+            photo = image_bytes(64, 64, (90, 120, 30), "JPEG")
+            await runtime.app.handle_message(say("/imagine a watercolour --backend zhiqite", images=[photo]), chat)
             assert "IMAGEBOT_PUBLIC_BASE_URL" in chat.log[-1].text and "admin" in chat.log[-1].text
             assert await runtime.storage.recent_jobs() == []  # refused before a job (or a charge) existed
             assert fake.submits == [] and fake.tasks == {}  # (only the model list was read, for --model)

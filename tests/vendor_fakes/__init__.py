@@ -19,23 +19,16 @@ under ``/files/...``. Faults are switched on by setting attributes:
 from __future__ import annotations
 
 import asyncio
-import io
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from PIL import Image
+
+from tests.images import image_bytes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def image_bytes(width: int = 64, height: int = 64, color: tuple[int, int, int] = (200, 30, 30),
-                fmt: str = "PNG") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(out, format=fmt)
-    return out.getvalue()
 
 
 class FakeVendor:
