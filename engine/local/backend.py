@@ -138,11 +138,12 @@ class LocalDiffusersBackend:
         refuse_unsupported(self.name, spec, ("lora",), error=BackendError)  # no VAEs or embeddings here
         if not spec.loras:
             return []
+        found = self.registry.loras()  # the folder listed once for all the job's LoRAs
         files: LoraFiles = []
         for ref in spec.loras:
-            path = self.registry.lora_file(ref.name)
+            path = self.registry.lora_file(ref.name, found)
             if path is None:
-                raise unknown_extra(self.name, "lora", ref.name, list(self.registry.loras()))
+                raise unknown_extra(self.name, "lora", ref.name, list(found))
             files.append((path, ref.weight))
         if not peft_installed():
             raise BackendError("error-local-lora-needs-peft", backend=self.name)

@@ -150,9 +150,11 @@ class ModelRegistry:
                        if p.suffix == LORA_SUFFIX and p.is_file() and not p.name.startswith("."))
         return {p.stem: p for p in files}
 
-    def lora_file(self, name: str) -> Path | None:
-        """The file of the LoRA called ``name`` (exact, else ignoring case), or None."""
-        found = self.loras()
+    def lora_file(self, name: str, found: dict[str, Path] | None = None) -> Path | None:
+        """The file of the LoRA called ``name`` (exact, else ignoring case), or None.
+        ``found``: a listing from ``loras()`` already at hand (else the folder is listed)."""
+        if found is None:
+            found = self.loras()
         if name in found:
             return found[name]
         by_lower = {stem.lower(): path for stem, path in found.items()}
