@@ -179,8 +179,7 @@ class DiscordAdapter:
                     got_mask = await self._download(mask) if mask is not None else None
                     got_replied = [await self._download(a) for a in reply_images]
                 except DownloadRefused as e:
-                    line = tr(await self._language(user), e.key, size=f"{self.max_download_bytes // 2**20} MB")
-                    await self.messenger.send_text(chat, line, reply_to=live.key, personal=True)
+                    await self._refuse_download(e, chat, user, reply_to=live.key)
                     return
                 incoming = Incoming(chat=chat, user=user, message_id=live.key, text=text, images=got,
                                     reply_to_message_id=reply_to, reply_images=got_replied, mask=got_mask,
@@ -207,33 +206,32 @@ class DiscordAdapter:
         """Apps > Imagine from this: a modal asks for the prompt (prefilled from the message's
         text); submitting it repaints the message's picture (a reply with only flags to one
         of our results re-runs it, as a typed reply would)."""
-        pictures = pictures_of(message)
-        if not pictures:
-            await self._no_picture(interaction)
-            return
-        lang = normalize_language(str(interaction.locale))
-        await interaction.response.send_modal(ImagineModal(self, message, pictures[0], lang))
+        if (picture := await self._picture_of(interaction, message)) is not None:
+            await self._open_modal(interaction, ImagineModal, message, picture)
 
     async def upscale_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        pictures = pictures_of(message)
-        if not pictures:
-            await self._no_picture(interaction)
-            return
-        await self.command(interaction, "/upscale", reply_images=pictures[:1], reply_to=str(message.id))
+        if (picture := await self._picture_of(interaction, message)) is not None:
+            await self.command(interaction, "/upscale", reply_images=[picture], reply_to=str(message.id))
 
     async def swap_into(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps > Swap face into this: the message's picture receives the face from the photo
         the user uploads in the modal that opens."""
-        pictures = pictures_of(message)
-        if not pictures:
-            await self._no_picture(interaction)
-            return
-        lang = normalize_language(str(interaction.locale))
-        await interaction.response.send_modal(SwapModal(self, message, pictures[0], lang))
+        if (picture := await self._picture_of(interaction, message)) is not None:
+            await self._open_modal(interaction, SwapModal, message, picture)
 
-    async def _no_picture(self, interaction: discord.Interaction) -> None:
+    async def _picture_of(self, interaction: discord.Interaction, message: discord.Message) -> discord.Attachment | None:
+        """The message's first picture; None, once the user has been told it has none."""
+        pictures = pictures_of(message)
+        if pictures:
+            return pictures[0]
         with contextlib.suppress(discord.HTTPException):
             await interaction.response.send_message(tr(str(interaction.locale), "discord-no-picture"), ephemeral=True)
+        return None
+
+    async def _open_modal(self, interaction: discord.Interaction, modal: type[ImagineModal | SwapModal],
+                          message: discord.Message, picture: discord.Attachment) -> None:
+        lang = normalize_language(str(interaction.locale))
+        await interaction.response.send_modal(modal(self, message, picture, lang))
 
     def models_for(self, backend: str | None, typed: str) -> list[str]:
         """Autocomplete: from the cache, at once (Discord's deadline is short)."""
@@ -285,8 +283,7 @@ class DiscordAdapter:
                 images = [await self._download(a) for a in pictures_of(message)]
                 reply_images = [await self._download(a) for a in pictures_of(replied)]
             except DownloadRefused as e:
-                line = tr(await self._language(user), e.key, size=f"{self.max_download_bytes // 2**20} MB")
-                await self.messenger.send_text(chat, line, reply_to=str(message.id), personal=True)
+                await self._refuse_download(e, chat, user, reply_to=str(message.id))
                 return
             chat_admin = space_admin = False
             if not private and isinstance(message.author, discord.Member) and hasattr(message.channel,
@@ -299,6 +296,11 @@ class DiscordAdapter:
             await self.app.handle_message(incoming, self.messenger)
 
     # --- helpers ---------------------------------------------------------------------------------------
+
+    async def _refuse_download(self, refused: DownloadRefused, chat: ChatRef, user: UserRef, *, reply_to: str) -> None:
+        """Tell the sender, alone, why a picture they gave was not taken."""
+        line = tr(await self._language(user), refused.key, size=f"{self.max_download_bytes // 2**20} MB")
+        await self.messenger.send_text(chat, line, reply_to=reply_to, personal=True)
 
     async def _download(self, attachment: discord.Attachment) -> bytes:
         """Into memory, capped; an attachment URL is signed, so only the error type is logged."""
