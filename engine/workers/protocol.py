@@ -27,7 +27,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.backend import BackendEvent, Finished, ModelInfo, Notice, Progress, ResultImage
 from engine.errors import BackendError
@@ -42,6 +42,10 @@ from engine.jobs import (
     dump_job_spec,
     parse_job_spec,
 )
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
 
 PROTOCOL_VERSION = 1
 GROUP = "workers"  # the consumer group on every inbox; the consumer is the worker's name
@@ -77,6 +81,20 @@ class Keys:
 
     def media(self, key: str) -> str:
         return f"{self.prefix}:media:{key}"
+
+
+def drop_entry(pipe: Pipeline, inbox: str, entry: str) -> None:
+    """Queue, on a MULTI pipeline, the XACK and XDEL of one inbox entry: acked and deleted
+    together, so no consumer (a worker coming back) finds it pending again."""
+    pipe.xack(inbox, GROUP, entry)
+    pipe.xdel(inbox, entry)
+
+
+async def remove_entry(redis: Redis, inbox: str, entry: str) -> None:
+    """Ack and delete one inbox entry, in one transaction."""
+    async with redis.pipeline(transaction=True) as pipe:
+        drop_entry(pipe, inbox, entry)
+        await pipe.execute()
 
 
 def text(value: Any) -> str:

@@ -36,15 +36,16 @@ from engine.jobs import GenerationBase, JobSpec
 from engine.workers.connect import UNREACHABLE, ignoring_unreachable, not_cancelled, until_reachable
 from engine.workers.fleet import Fleet, Need
 from engine.workers.protocol import (
-    GROUP,
     Cancelled,
     Checkpointed,
     Dispatch,
     Failed,
     Keys,
     Started,
+    drop_entry,
     media_keys,
     read_event,
+    remove_entry,
     text,
     too_large,
 )
@@ -341,12 +342,8 @@ class RemoteBackend:
         comes back finds nothing of it pending."""
         self.fleet.release(job_id)
         if current.entry:
-            inbox = self.keys.inbox(current.worker)
             with ignoring_unreachable():
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.xack(inbox, GROUP, current.entry)
-                    pipe.xdel(inbox, current.entry)
-                    await pipe.execute()
+                await remove_entry(self.redis, self.keys.inbox(current.worker), current.entry)
 
     async def _settled(self, job_id: str, current: _Attempt) -> None:
         """The attempt ended: say so in the job hash (a worker restarted with the entry still
@@ -355,8 +352,7 @@ class RemoteBackend:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.job(job_id), "done", "1")
                 if current.entry:
-                    pipe.xack(self.keys.inbox(current.worker), GROUP, current.entry)
-                    pipe.xdel(self.keys.inbox(current.worker), current.entry)
+                    drop_entry(pipe, self.keys.inbox(current.worker), current.entry)
                 await pipe.execute()
 
     def _clean_up_later(self, job_id: str, current: _Attempt | None) -> None:

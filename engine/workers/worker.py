@@ -51,6 +51,7 @@ from engine.workers.protocol import (
     Started,
     WorkerEvent,
     event_fields,
+    remove_entry,
     result_size,
     text,
     too_large,
@@ -417,15 +418,7 @@ class Worker:
         return save
 
     async def _ack(self, entry: str) -> None:
-        inbox = self.keys.inbox(self.name)
-
-        async def ack() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xack(inbox, GROUP, entry)
-                pipe.xdel(inbox, entry)
-                await pipe.execute()
-
-        await until_reachable(ack)
+        await until_reachable(remove_entry, self.redis, self.keys.inbox(self.name), entry)
 
 
 def _current(state: dict[bytes, bytes], dispatch: Dispatch, name: str) -> bool:
