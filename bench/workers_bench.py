@@ -37,6 +37,7 @@ from bot.settings import Settings  # noqa: E402
 from bot.wiring import Runtime  # noqa: E402
 from engine.workers import connect  # noqa: E402
 from tests.chat_recorder import RecordingMessenger, person, say, started_runtime  # noqa: E402
+from tests.processes import bot_command, bot_env  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 USERS = [person(name) for name in ("ann", "bob", "cat", "dan")]
@@ -59,17 +60,15 @@ class Bench:
                         device="cpu", **extra)  # type: ignore[arg-type]
 
     def start_worker(self, name: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOT_")}
         data = self.tmp / name
         self.settings(name)  # its data folder, with the model
-        env.update(IMAGEBOT_DATA_DIR=str(data), IMAGEBOT_DEFAULT_MODEL="demo", IMAGEBOT_HF_OFFLINE="true",
-                   HF_HUB_OFFLINE="1", IMAGEBOT_QUEUE_URL=self.redis.url, OMP_NUM_THREADS="1",
-                   IMAGEBOT_WORKER_HEARTBEAT_S=str(self.args.heartbeat),
-                   IMAGEBOT_WORKER_LOST_AFTER_S=str(self.args.lost_after), IMAGEBOT_LOG_LEVEL="INFO")
+        env = bot_env(data, IMAGEBOT_QUEUE_URL=self.redis.url, OMP_NUM_THREADS="1",
+                      IMAGEBOT_WORKER_HEARTBEAT_S=str(self.args.heartbeat),
+                      IMAGEBOT_WORKER_LOST_AFTER_S=str(self.args.lost_after), IMAGEBOT_LOG_LEVEL="INFO")
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process's life
         self.workers[name] = subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker", "--name", name, "--backends", "local", "--device", "cpu",
-             "--threads", "1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            bot_command("worker", "--name", name, "--backends", "local", "--device", "cpu", "--threads", "1"),
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     async def wait_workers(self, runtime: Runtime, count: int) -> None:
         deadline = time.monotonic() + 180

@@ -8,13 +8,14 @@ from the append-only file, as an operator's restarted Redis would.
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.processes import kill_process, stop_process
 
 
 def free_port() -> int:
@@ -55,14 +56,7 @@ class RedisServer:
 
     def kill(self) -> None:
         """kill -9: what the append-only file had is all that survives."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        kill_process(self.proc, timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, timeout=10)

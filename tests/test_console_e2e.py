@@ -5,30 +5,19 @@ the middle of a job followed by a restart."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOT_")}
-    env.update(IMAGEBOT_DATA_DIR=str(data_dir), IMAGEBOT_DEFAULT_MODEL="demo", IMAGEBOT_HF_OFFLINE="true",
-               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", IMAGEBOT_CONSOLE_LANG="en",
-               IMAGEBOT_MAX_QUEUED_PER_USER="10")
-    return env
+from tests.processes import ROOT, bot_command, console_env, run_bot
 
 
 def _bot(data_dir: Path, *args: str, stdin: str = "", timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, env=_env(data_dir), timeout=timeout)
+    return run_bot(console_env(data_dir), *args, stdin=stdin, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +70,8 @@ def test_a_bad_file_and_a_bad_flag_are_explained(data_dir):
 
 
 def test_killed_mid_job_then_restarted_finishes_and_charges_once(data_dir):
-    env = _env(data_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "console"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    env = console_env(data_dir)
+    proc = subprocess.Popen(bot_command("console"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stdin and proc.stdout
     proc.stdin.write("/imagine interrupted --steps 40 --size 320x320 --n 2 --seed 11\n")

@@ -5,7 +5,6 @@ with the terminal still open, and settings that cannot work."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -15,25 +14,16 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOT_")}
-    env.update(IMAGEBOT_DATA_DIR=str(data_dir), IMAGEBOT_DEFAULT_MODEL="demo", IMAGEBOT_HF_OFFLINE="true",
-               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", IMAGEBOT_CONSOLE_LANG="en",
-               IMAGEBOT_MAX_QUEUED_PER_USER="10", **extra)
-    return env
+from tests.processes import ROOT, bot_command, console_env, run_bot
 
 
 def _bot(data_dir: Path, *args: str, stdin: str = "", timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, env=_env(data_dir, **extra), timeout=timeout)
+    return run_bot(console_env(data_dir, **extra), *args, stdin=stdin, timeout=timeout)
 
 
 def _console(data_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bot", "console"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(data_dir))
+    return subprocess.Popen(bot_command("console"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=console_env(data_dir))
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:

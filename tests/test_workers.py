@@ -17,7 +17,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +28,11 @@ import pytest_asyncio
 from engine.workers import connect
 from tests.fake_telegram import FakeTelegram
 from tests.images import png
+from tests.processes import ROOT, bot_command, bot_env, kill_process, stop_process
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-ROOT = Path(__file__).resolve().parent.parent
 ANN, BOB, CAT, DAN = (FakeTelegram.user(i, n) for i, n in ((101, "Ann"), (102, "Bob"), (103, "Cat"), (104, "Dan")))
 ADMIN = FakeTelegram.user(900, "Root")
 # A job of about a second on one CPU thread with the demo model, and a long one (4 s).
@@ -50,7 +49,7 @@ class Proc:
 
     def start(self) -> Proc:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bot", *self.args], cwd=ROOT, env=self.env,
+            self.proc = subprocess.Popen(bot_command(*self.args), cwd=ROOT, env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         return self
 
@@ -62,18 +61,12 @@ class Proc:
         self.proc.send_signal(sig)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=20)
+        kill_process(self.proc, timeout=20)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            self.proc.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM only once continued
+        stop_process(self.proc, timeout=20)
 
 
 class Deployment:
@@ -87,13 +80,10 @@ class Deployment:
         self.client = connect.client(redis.url)  # the bot's own client: it waits out a Redis restart
 
     def env(self, data: Path, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOT_")}
-        env.update(IMAGEBOT_DATA_DIR=str(data), IMAGEBOT_DEFAULT_MODEL="demo", IMAGEBOT_HF_OFFLINE="true",
-                   HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", IMAGEBOT_QUEUE_URL=self.redis.url,
-                   IMAGEBOT_WORKER_HEARTBEAT_S="0.3", IMAGEBOT_WORKER_LOST_AFTER_S="1.5",
-                   IMAGEBOT_WORKER_WAIT_S="3", IMAGEBOT_LOG_LEVEL="INFO", IMAGEBOT_MAX_QUEUED_PER_USER="10",
-                   IMAGEBOT_ADMINS="telegram:900", OMP_NUM_THREADS="1", **extra)
-        return env
+        return bot_env(data, PYTHONUNBUFFERED="1", IMAGEBOT_QUEUE_URL=self.redis.url,
+                       IMAGEBOT_WORKER_HEARTBEAT_S="0.3", IMAGEBOT_WORKER_LOST_AFTER_S="1.5",
+                       IMAGEBOT_WORKER_WAIT_S="3", IMAGEBOT_LOG_LEVEL="INFO", IMAGEBOT_MAX_QUEUED_PER_USER="10",
+                       IMAGEBOT_ADMINS="telegram:900", OMP_NUM_THREADS="1", **extra)
 
     def start_worker(self, name: str) -> Proc:
         data = self.root / name
@@ -171,7 +161,7 @@ class Deployment:
         return found
 
     async def ledger(self, job_id: str) -> list[tuple[str, int]]:
-        run = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", "ledger", "--job", job_id],
+        run = await asyncio.to_thread(subprocess.run, bot_command("ledger", "--job", job_id),
                                       cwd=ROOT, env=self.env(self.bot_data), capture_output=True, text=True,
                                       timeout=60)
         assert run.returncode == 0, run.stderr
@@ -268,7 +258,7 @@ async def test_admins_and_operators_see_the_workers(deployment):
     await d.fake.wait_until(lambda: any("gpu-b" in m.text for m in d.fake.seen(ADMIN["id"])))
     stats = d.fake.seen(ADMIN["id"])[-1].text
     assert "gpu-a (up): local · loaded demo" in stats and "lane remote:local" in stats
-    shown = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", "workers"], cwd=ROOT,
+    shown = await asyncio.to_thread(subprocess.run, bot_command("workers"), cwd=ROOT,
                                     env=d.env(d.bot_data), capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "gpu-a" in shown.stdout and "gpu-b" in shown.stdout and "remote:local" in shown.stdout
