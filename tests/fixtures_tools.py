@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -56,3 +57,11 @@ def tools_backend(tiny_tool_models: ToolModels) -> Iterator[ToolsBackend]:
     backend = ToolsBackend(tiny_tool_models, device="cpu", tile=32, overlap=8)
     yield backend
     backend.shutdown()
+
+
+@pytest.fixture
+def with_tools(tmp_path: Path, tiny_tool_models: ToolModels) -> None:
+    """The demo upscaler and face-swap models where the bot looks for them (``tmp_path/models``)."""
+    models = tmp_path / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "demo-tools").symlink_to(tiny_tool_models.upscaler.parent.parent, target_is_directory=True)

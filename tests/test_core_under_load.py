@@ -112,9 +112,8 @@ async def test_a_burst_at_the_global_cap_announces_only_admitted_jobs_with_their
         await runtime.stop()
 
 
-async def test_an_upscale_and_a_diffusion_take_turns_on_one_gpu(tmp_path, tiny_model_dir, tiny_tool_models):
+async def test_an_upscale_and_a_diffusion_take_turns_on_one_gpu(tmp_path, tiny_model_dir, with_tools):
     settings = demo_settings(tmp_path, tiny_model_dir)
-    (tmp_path / "models" / "demo-tools").symlink_to(tiny_tool_models.upscaler.parent.parent, target_is_directory=True)
     chat = RecordingMessenger()
     runtime = await started_runtime(settings, chat)
     try:

@@ -79,14 +79,6 @@ def world(fake: FakeDiscord) -> World:
     return World(fake, guild, channel, fake.add_thread(channel, "foxes"), ann, bob, cat)
 
 
-@pytest.fixture
-def with_tools(tmp_path, tiny_tool_models):  # type: ignore[no-untyped-def]
-    """The demo upscaler and face-swap models where the bot looks for them."""
-    models = tmp_path / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    (models / "demo-tools").symlink_to(tiny_tool_models.upscaler.parent.parent, target_is_directory=True)
-
-
 @asynccontextmanager
 async def running_bot(tmp_path, tiny_model_dir, fake: FakeDiscord, *, progress_interval_s: float = 0.2,
                       runtime: Runtime | None = None, **overrides: Any) -> AsyncIterator[Runtime]:

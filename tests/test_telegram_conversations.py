@@ -236,10 +236,7 @@ async def test_in_a_group_a_reply_with_only_flags_reruns_the_result(tmp_path, ti
         assert len(await runtime.storage.recent_jobs()) == 2
 
 
-async def test_a_bare_photo_in_private_offers_upscale_and_use_as_face(tmp_path, tiny_model_dir, tiny_tool_models,
-                                                                     fake):
-    (tmp_path / "models").mkdir(exist_ok=True)
-    (tmp_path / "models" / "demo-tools").symlink_to(tiny_tool_models.upscaler.parent.parent, target_is_directory=True)
+async def test_a_bare_photo_in_private_offers_upscale_and_use_as_face(tmp_path, tiny_model_dir, with_tools, fake):
     async with running_bot(tmp_path, tiny_model_dir, fake) as runtime:
         await fake.say(ANN["id"], ANN, photo=png((64, 64)))
         await fake.wait_until(lambda: any(m.buttons() for m in fake.seen(ANN["id"], kind="text")))
