@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from engine.scheduler import QueueFull, Scheduler
+from tests.waiting import until
 
 
 class Recorder:
@@ -102,12 +103,12 @@ async def test_waiting_jobs_hear_their_new_place_from_the_announcer_not_from_job
     for job in "abc":
         assert sched.admit(job, job, "local") == "abc".index(job) + 1
     await sched.start()
-    await _until(lambda: seen)
+    await until(lambda: seen, every=0.005)
     assert seen[0] == {"b": 1, "c": 2}  # a left the queue; each was told its new place once
     gates["a"].set()
-    await _until(lambda: "b" in started)  # b starts although the listener is still busy
+    await until(lambda: "b" in started, every=0.005)  # b starts although the listener is still busy
     slow_listener.set()
-    await _until(lambda: len(seen) >= 2)
+    await until(lambda: len(seen) >= 2, every=0.005)
     assert seen[1] == {"c": 1}
     gates["b"].set(), gates["c"].set()
     await sched.wait_idle()
@@ -188,9 +189,3 @@ async def test_a_lane_with_capacity_from_a_callable_grows_when_it_grows():
     await sched.wait_idle()
     await sched.stop()
     assert started == ["a"]
-
-
-async def _until(predicate, timeout=5.0):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)

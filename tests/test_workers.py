@@ -17,8 +17,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from tests.fake_telegram import FakeTelegram
 from tests.images import png
 from tests.processes import ROOT, bot_command, bot_env, kill_process, stop_process
 from tests.redis_server import RedisServer
+from tests.waiting import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -188,18 +187,6 @@ class Deployment:
         for proc in [*self.workers.values(), *([self.bot] if self.bot else [])]:
             proc.stop()
         await self.client.aclose()
-
-
-async def until(check: Callable[[], Any], timeout: float, *, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
