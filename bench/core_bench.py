@@ -347,13 +347,10 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, backlog=10
 
 async def bench_vendors(tmp: Path) -> None:
     """The fake vendor runs in a process of its own: only the bot's own work is on this loop."""
-    import socket
-
     from engine.vendors.paint4 import Paint4Backend
+    from tests.redis_server import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     vendor = subprocess.Popen([sys.executable, "-c", FAKE_VENDOR, str(port)])  # noqa: ASYNC220
     try:
         for _ in range(100):

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bot.settings import Settings  # noqa: E402
 from bot.wiring import Runtime  # noqa: E402
 from engine.workers import connect  # noqa: E402
-from tests.chat_recorder import RecordingMessenger, person, say, started_runtime  # noqa: E402
+from tests.chat_recorder import RecordingMessenger, demo_settings, person, say, started_runtime  # noqa: E402
 from tests.processes import bot_command, bot_env  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
@@ -51,13 +51,8 @@ class Bench:
         self.counter = 0
 
     def settings(self, name: str, **extra: object) -> Settings:
-        data = self.tmp / name
-        (data / "models").mkdir(parents=True, exist_ok=True)
-        if not (data / "models" / "demo").exists():
-            os.symlink(self.model, data / "models" / "demo", target_is_directory=True)
-        return Settings(_env_file=None, data_dir=data, default_model="demo", hf_offline=True, platforms=["console"],
-                        daily_free_images=100_000, max_queued_per_user=1000, max_queued_total=1000,
-                        device="cpu", **extra)  # type: ignore[arg-type]
+        return demo_settings(self.tmp / name, self.model, daily_free_images=100_000, max_queued_per_user=1000,
+                             max_queued_total=1000, device="cpu", **extra)
 
     def start_worker(self, name: str) -> None:
         data = self.tmp / name
