@@ -86,24 +86,31 @@ class CallbackHub:
         key = (vendor, job_id)
         return key in self._pending or key in self._recent
 
+    def _expected(self, vendor: str, job_id: str) -> tuple[_Pending | None, str | None]:
+        """The task's entry if it is waited for, and its token (also of a recently finished
+        task); None for a task this hub does not know."""
+        key = (vendor, job_id)
+        entry = self._pending.get(key)
+        return entry, entry.token if entry is not None else self._recent.get(key)
+
+    @staticmethod
+    def _same(expected: str, token: str) -> bool:
+        return hmac.compare_digest(expected.encode(), str(token).encode())  # constant time
+
     def accepts(self, vendor: str, job_id: str, token: str) -> bool:
         """Whether ``token`` is the one for this task (waited for, or recently finished):
         the web server asks before it reads a callback's body. Constant time; no logging."""
-        key = (vendor, job_id)
-        entry = self._pending.get(key)
-        expected = entry.token if entry is not None else self._recent.get(key)
-        return expected is not None and hmac.compare_digest(expected.encode(), str(token).encode())
+        _, expected = self._expected(vendor, job_id)
+        return expected is not None and self._same(expected, token)
 
     def deliver(self, vendor: str, job_id: str, token: str, payload: dict[str, Any]) -> bool:
         """Called by the web server. True when the token is right (the vendor may stop
         retrying), False for an unknown task or a wrong token."""
-        key = (vendor, job_id)
-        entry = self._pending.get(key)
-        expected = entry.token if entry is not None else self._recent.get(key)
+        entry, expected = self._expected(vendor, job_id)
         if expected is None:
             log.info("callback for unknown task %s/%s refused", vendor, job_id)
             return False
-        if not hmac.compare_digest(expected.encode(), str(token).encode()):
+        if not self._same(expected, token):
             log.warning("callback for %s/%s with a wrong token refused", vendor, job_id)
             return False
         if entry is None:
