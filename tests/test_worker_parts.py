@@ -283,3 +283,50 @@ async def test_a_task_waiting_on_redis_can_always_be_cancelled(redis):
         except asyncio.CancelledError:
             outcomes.append("cancelled")
     assert set(outcomes) == {"cancelled"}
+
+
+class SlowCatalogue(Painter):
+    """Lists its models at once at start-up; then every later listing hangs until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listings = 0
+        self.release = asyncio.Event()
+
+    async def models(self) -> list[ModelInfo]:
+        self.listings += 1
+        if self.listings == 1:
+            return await super().models()
+        await self.release.wait()
+        return [ModelInfo("m3", "local")]
+
+
+async def test_a_slow_catalogue_never_stops_the_heartbeats(redis, monkeypatch):
+    from engine.workers import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "OFFERS_EVERY_S", 0.0)  # ask for the offers again at every beat
+    keys = Keys(f"t{next(_prefixes)}")
+    backend = SlowCatalogue()
+    worker = Worker(redis, {"local": backend}, name="w", keys=keys, heartbeat_s=0.05, lost_after_s=0.5)
+    task = asyncio.create_task(worker.run())
+
+    async def offered() -> list[str]:
+        seen = Announcement.loads(await redis.hget(keys.workers, "w"))
+        return [m.name for m in seen.offers["local"].models]
+
+    try:
+        async with asyncio.timeout(5):
+            while backend.listings < 2:  # the second listing hangs from here on
+                await asyncio.sleep(0.01)
+        for _ in range(12):  # more than twice the time after which the bot calls a worker lost
+            await asyncio.sleep(0.1)
+            assert await redis.get(keys.alive("w")) is not None
+        assert await offered() == ["m1", "m2"]  # beats go on with the last offers
+        assert backend.listings == 2  # one listing at a time, not one more per beat
+        backend.release.set()
+        async with asyncio.timeout(5):
+            while await offered() != ["m3"]:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)

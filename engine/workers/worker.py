@@ -178,15 +178,28 @@ class Worker:
             await self._goodbye()
 
     async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            if time.monotonic() - self._offers_at > OFFERS_EVERY_S:
-                await self._refresh_offers()
-            try:
-                await self._beat()
-            except UNREACHABLE as e:
-                not_cancelled()
-                log.warning("heartbeat: the queue is unreachable (%s)", type(e).__name__)
+        """Beat every ``heartbeat_s``. The offers are listed again beside the beats, in a task
+        of their own: a slow catalogue (a vendor's HTTP listing) must not stop the beats, or
+        the bot would call this worker lost; the beats announce the last offers meanwhile."""
+        refresh: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(self.heartbeat_s)
+                if refresh is not None and refresh.done():
+                    if not refresh.cancelled() and refresh.exception() is not None:
+                        log.warning("listing the offers failed", exc_info=refresh.exception())
+                    refresh = None
+                if refresh is None and time.monotonic() - self._offers_at > OFFERS_EVERY_S:
+                    refresh = asyncio.create_task(self._refresh_offers(), name="worker-offers")
+                try:
+                    await self._beat()
+                except UNREACHABLE as e:
+                    not_cancelled()
+                    log.warning("heartbeat: the queue is unreachable (%s)", type(e).__name__)
+        finally:
+            if refresh is not None:
+                refresh.cancel()
+                await asyncio.gather(refresh, return_exceptions=True)
 
     async def _beat(self) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
