@@ -23,15 +23,12 @@ from pydantic import ValidationError
 
 from bot.logs import setup_logging
 from bot.settings import Settings
+from bot.worker_cli import EXIT_CONFIG, EXIT_INTERRUPTED, run_worker, show_workers
 from bot.worker_cli import add_commands as add_worker_commands
-from bot.worker_cli import run_worker, show_workers
 
 # Quiet the ML libraries' import-time notices unless the user asked for them.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-
-EXIT_CONFIG = 2
-EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("bot")
 

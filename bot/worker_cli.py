@@ -27,7 +27,9 @@ from bot.settings import Settings
 
 log = logging.getLogger("bot.worker")
 
+# Exit codes of ``python -m bot`` (the bot's and the worker's alike).
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
 
 
 def add_commands(sub: Any) -> None:
@@ -72,7 +74,7 @@ def run_worker(settings: Settings, args: argparse.Namespace,
     try:
         return asyncio.run(_serve(settings, url, wanted, name, args.slots, on_start))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
+        return EXIT_INTERRUPTED
 
 
 async def _serve(settings: Settings, url: str, wanted: list[str], name: str, slots: int,
