@@ -85,9 +85,8 @@ class App:
 
         async def run(ctx: Ctx) -> None:
             if handler is None:
-                await ctx.answer(ctx.t("press-invalid"), alert=True)
-            else:
-                await handler(ctx, kind, payload)
+                raise UserFacingError("press-invalid")
+            await handler(ctx, kind, payload)
 
         ctx = await self._render_errors(messenger, press.chat, press.user, None, press, run,
                                         what=f"button {press.data[:16]!r}")

@@ -39,8 +39,7 @@ async def picture_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     action, _, ref = payload.partition(":")
     key = await ctx.services.storage.meta(_ref_key(ctx, ref)) if ref else None
     if key is None or action not in ("u", "f") or not ctx.services.media.exists(key):
-        await ctx.answer(ctx.t("press-invalid"), alert=True)
-        return
+        raise UserFacingError("press-invalid")
     if action == "f":
         await ctx.services.storage.update_user_settings(ctx.user.id, {"face": key})
         await ctx.answer(ctx.t("face-saved"))

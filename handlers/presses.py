@@ -13,6 +13,7 @@ import io
 
 from PIL import Image
 
+from engine.errors import UserFacingError
 from engine.jobs import GenerationBase, Img2Img, JobSpec, Upscale
 from handlers import admission
 from handlers.context import Ctx
@@ -31,12 +32,10 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     job = await storage.job(job_id) if job_id else None
     # A press must name a job of this very chat; anything else is stale or forged.
     if job is None or job.chat.platform != ctx.press.chat.platform or job.chat.chat_id != ctx.press.chat.chat_id:
-        await ctx.answer(ctx.t("press-invalid"), alert=True)
-        return
+        raise UserFacingError("press-invalid")
     if kind == "x":
         if job.user_id != ctx.user.id:
-            await ctx.answer(ctx.t("press-not-yours"), alert=True)
-            return
+            raise UserFacingError("press-not-yours")
         if job.state.finished or job.state is JobState.DELIVERING:
             await ctx.answer(ctx.t("cancel-too-late"))
             return
@@ -45,8 +44,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
         return
     # DELIVERING too: a quick press can land while the job is still being wrapped up.
     if job.state not in (JobState.DONE, JobState.DELIVERING) or not job.results or not _pressable(job.spec):
-        await ctx.answer(ctx.t("press-invalid"), alert=True)
-        return
+        raise UserFacingError("press-invalid")
 
     # Each press below is a new job on the presser's own quota. The press is answered once
     # the job is written (so a refusal, e.g. quota, still comes back as an alert on the
@@ -60,8 +58,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
         await admission.enqueue(ctx, spec, job.backend, parent=job.id, on_accepted=accepted)
         return
     if not index_text.isdigit() or int(index_text) >= len(job.results) or not job.results[int(index_text)].media_key:
-        await ctx.answer(ctx.t("press-invalid"), alert=True)
-        return
+        raise UserFacingError("press-invalid")
     source = job.results[int(index_text)].media_key
     if kind == "u":
         spec2: JobSpec = Upscale(image=source, scale=2)
@@ -70,8 +67,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     # Vary: a light img2img of the chosen picture with a new seed, like Midjourney's V.
     base = job.spec if isinstance(job.spec, GenerationBase) else await _generation_above(ctx, job.parent_job)
     if base is None:  # an upscale of an uploaded picture: there is no prompt to vary it with
-        await ctx.answer(ctx.t("press-invalid"), alert=True)
-        return
+        raise UserFacingError("press-invalid")
     size = await asyncio.to_thread(_size_of, ctx.services.media.read, source)
     data = base.model_dump()
     n = base.n if base is job.spec else 1

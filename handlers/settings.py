@@ -79,8 +79,7 @@ async def setting_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     assert ctx.press is not None
     key, _, value = payload.partition(":")
     if key not in PRESSABLE:
-        await ctx.answer(ctx.t("press-invalid"), alert=True)
-        return
+        raise UserFacingError("press-invalid")
     change = await check_setting(ctx, key, value)
     if key == "lang":
         await ctx.services.storage.set_language(ctx.user.id, change)
