@@ -22,10 +22,11 @@ import logging
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageOps
 
 from engine.errors import UserFacingError
 from engine.jobs import GenerationBase, JobSpec
+from engine.png import png_bytes
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +186,7 @@ def parameters_text(spec: JobSpec, *, seed: int | None, backend: str) -> str:
 def stamp_png(png: bytes, parameters: str) -> bytes:
     """Re-save ``png`` with a ``parameters`` text chunk (iTXt, so any language survives)."""
     with Image.open(io.BytesIO(png)) as image:
-        info = PngImagePlugin.PngInfo()
-        info.add_itxt("parameters", parameters)
-        buf = io.BytesIO()
-        image.save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
+        return png_bytes(image, parameters)
 
 
 def read_parameters(png: bytes) -> str | None:

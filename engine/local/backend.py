@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.backend import (
     BackendEvent,
@@ -49,6 +49,7 @@ from engine.jobs import ControlNet, GenerationBase, GenerationSpec, Img2Img, Inp
 from engine.local.pipelines import PipelineCache
 from engine.local.previews import latents_to_jpeg
 from engine.local.registry import LocalModel, ModelRegistry
+from engine.png import png_bytes
 from engine.threads import DeviceThread, Done
 
 log = logging.getLogger(__name__)
@@ -268,14 +269,9 @@ class LocalDiffusersBackend:
             if nsfw:  # the model's own safety checker blacked it out
                 results.append(ResultImage(png=b"", seed=seed, withheld_reason="withheld-nsfw"))
                 continue
-            buf = io.BytesIO()
             # The final PNG, written once, with its parameters: nothing re-encodes it later.
-            info = None
-            if parameters is not None:
-                info = PngImagePlugin.PngInfo()
-                info.add_itxt("parameters", parameters(seed))
-            image.save(buf, format="PNG", pnginfo=info)
-            results.append(ResultImage(png=buf.getvalue(), seed=seed, stamped=info is not None))
+            png = png_bytes(image, parameters(seed) if parameters is not None else None)
+            results.append(ResultImage(png=png, seed=seed, stamped=parameters is not None))
         return results
 
     def _inputs(self, spec: GenerationSpec, media: MediaReader) -> dict[str, Any]:
