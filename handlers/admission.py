@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from engine.backend import Backend, ModelInfo
@@ -195,13 +194,13 @@ def _preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
 # --- admission -------------------------------------------------------------------------------
 
 async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | None = None,
-                  notes: list[Problem] | None = None, chosen: set[str] | None = None,
-                  on_accepted: Callable[[], Awaitable[None]] | None = None) -> JobRecord:
+                  notes: list[Problem] | None = None, chosen: set[str] | None = None) -> JobRecord:
     """Write the job with its reservation and admit it to the queue in one step, then say so.
 
     ``chosen``: the fields the user chose (chosen_fields); a backend's notes about other
-    fields are not shown. ``on_accepted`` runs once the job is durable and before the status
-    message, which may wait for the chat's rate limit (a button press is answered there)."""
+    fields are not shown. A job made by a button press answers the press ("press-queued")
+    once the job is durable and before the status message, which may wait for the chat's
+    rate limit; a refusal before that (quota, say) comes back as an alert on the press."""
     s = ctx.services
     if s.paused and not ctx.admin:
         raise UserFacingError("error-paused")
@@ -244,8 +243,8 @@ async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | N
     ctx.job_id = job.id
     status = None
     try:
-        if on_accepted is not None:
-            await on_accepted()
+        if ctx.press is not None:
+            await ctx.answer(ctx.t("press-queued"))
         text = "\n".join([status_queued(ctx.t, place)] + [ctx.t(n.key, **n.args) for n in notes])
         status = await ctx.messenger.send_status(ctx.chat, text, reply_to=ctx.message_id,
                                                  buttons=cancel_buttons(ctx.t, job.id))

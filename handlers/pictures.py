@@ -44,9 +44,4 @@ async def picture_pressed(ctx: Ctx, kind: str, payload: str) -> None:
         await ctx.services.storage.update_user_settings(ctx.user.id, {"face": key})
         await ctx.answer(ctx.t("face-saved"))
         return
-
-    async def accepted() -> None:
-        await ctx.answer(ctx.t("press-queued"))
-
-    await admission.enqueue(ctx, Upscale(image=key, scale=2), ctx.services.config.tools_backend,
-                            on_accepted=accepted)
+    await admission.enqueue(ctx, Upscale(image=key, scale=2), ctx.services.config.tools_backend)

@@ -46,23 +46,19 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     if job.state not in (JobState.DONE, JobState.DELIVERING) or not job.results or not _pressable(job.spec):
         raise UserFacingError("press-invalid")
 
-    # Each press below is a new job on the presser's own quota. The press is answered once
-    # the job is written (so a refusal, e.g. quota, still comes back as an alert on the
-    # press) but before the status message, which may wait for the chat's rate limit.
-    async def accepted() -> None:
-        await ctx.answer(ctx.t("press-queued"))
-
+    # Each press below is a new job on the presser's own quota; enqueue answers the press once
+    # the job is written (so a refusal, e.g. quota, still comes back as an alert on the press).
     if kind == "r":
         assert isinstance(job.spec, GenerationBase)
         spec = with_changes(job.spec, seed=admission.fresh_seed())
-        await admission.enqueue(ctx, spec, job.backend, parent=job.id, on_accepted=accepted)
+        await admission.enqueue(ctx, spec, job.backend, parent=job.id)
         return
     if not index_text.isdigit() or int(index_text) >= len(job.results) or not job.results[int(index_text)].media_key:
         raise UserFacingError("press-invalid")
     source = job.results[int(index_text)].media_key
     if kind == "u":
         spec2: JobSpec = Upscale(image=source, scale=2)
-        await admission.enqueue(ctx, spec2, ctx.services.config.tools_backend, parent=job.id, on_accepted=accepted)
+        await admission.enqueue(ctx, spec2, ctx.services.config.tools_backend, parent=job.id)
         return
     # Vary: a light img2img of the chosen picture with a new seed, like Midjourney's V.
     base = job.spec if isinstance(job.spec, GenerationBase) else await _generation_above(ctx, job.parent_job)
@@ -83,7 +79,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
         else ctx.services.config.default_backend
     if backend != job.backend and isinstance(job.spec, Upscale):
         spec3 = spec3.model_copy(update={"model": ""})  # the tool's model means nothing to a generator
-    await admission.enqueue(ctx, spec3, backend, parent=job.id, on_accepted=accepted)
+    await admission.enqueue(ctx, spec3, backend, parent=job.id)
 
 
 async def _generation_above(ctx: Ctx, job_id: str | None) -> GenerationBase | None:
