@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.backend import BackendEvent, Finished, ModelInfo, Progress, ResultImage, Work
 from engine.errors import BackendError, JobCancelled
 from engine.jobs import FaceSwap, JobSpec, Upscale
+from engine.png import png_bytes
 from engine.threads import DeviceThread, Done
 from engine.tools.upscale import DEFAULT_OVERLAP, DEFAULT_TILE, Upscaler, check_upscale_size
 
@@ -135,7 +136,7 @@ class ToolsBackend:
                     yield item
         if work.cancel.cancelled:
             raise JobCancelled()
-        yield Finished([ResultImage(png=png)])
+        yield Finished([ResultImage(png=png, stamped=work.parameters is not None)])
 
     def _work(self, work: Work, emit: Callable[[Progress], None], stop: Callable[[], bool]) -> bytes:
         """The whole job, in the worker thread: read inputs, run the tool, encode PNG."""
@@ -165,9 +166,8 @@ class ToolsBackend:
             )
         if stop():
             raise JobCancelled()
-        buf = io.BytesIO()
-        result.save(buf, format="PNG")
-        return buf.getvalue()
+        # Written once, with its parameters when known: the handlers need not re-encode it.
+        return png_bytes(result, work.parameters(None) if work.parameters is not None else None)
 
     async def close(self) -> None:
         self.shutdown()
