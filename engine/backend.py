@@ -16,6 +16,7 @@ Optional methods, looked up with ``getattr`` (a backend without them is complete
         Before a job is queued, without any paid call: notes about values the backend
         will change (a size, an image count), or a ``UserFacingError`` that says why it
         cannot do the job as asked (an unknown LoRA, a missing setting...).
+        Ask it through ``preflight(backend, spec)`` / ``accepts(backend, spec)`` below.
 
     async def extras(self) -> dict[str, list[ModelInfo]]
         What a job's ``loras`` / ``vae`` / ``embeddings`` may name on this backend, keyed
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from engine.errors import Problem, UserFacingError
 from engine.jobs import JobSpec
 
 
@@ -155,3 +157,24 @@ class Backend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
+    """Ask a backend that can tell in advance (its optional ``check``) whether it can honour
+    ``spec`` as asked: its notes (values it will change), or the ``UserFacingError`` it raises.
+    A backend without ``check`` has nothing to say."""
+    check = getattr(backend, "check", None)
+    if check is None:
+        return []
+    return list(check(spec))
+
+
+def accepts(backend: Backend, spec: JobSpec) -> bool:
+    """Whether ``backend`` takes ``spec`` at all: supports it and its preflight refuses nothing."""
+    if not backend.supports(spec):
+        return False
+    try:
+        preflight(backend, spec)
+    except UserFacingError:
+        return False
+    return True

@@ -15,7 +15,7 @@ import logging
 import secrets
 from typing import Any
 
-from engine.backend import Backend, ModelInfo
+from engine.backend import Backend, ModelInfo, preflight
 from engine.errors import Problem, UserFacingError
 from engine.jobs import MAX_SEED, GenerationBase, JobSpec
 from engine.scheduler import QueueFull
@@ -154,17 +154,6 @@ async def _know_extras(backend: Backend, spec: JobSpec) -> None:
         log.warning("catalogues of %s could not be fetched", getattr(backend, "name", "?"), exc_info=True)
 
 
-def preflight_ok(backend: Backend, spec: JobSpec) -> bool:
-    """Whether ``backend`` takes ``spec`` at all: supports it and its preflight refuses nothing."""
-    if not backend.supports(spec):
-        return False
-    try:
-        _preflight(backend, spec)
-    except UserFacingError:
-        return False
-    return True
-
-
 # Which job fields a flag or a setting chooses: a vendor's note about a field is shown only
 # when the user chose it ("paint4 ignores the seed" to someone who gave none is noise).
 _CHOSEN_BY = {"seed": "seed", "no": "negative_prompt", "negative": "negative_prompt", "steps": "steps",
@@ -177,18 +166,6 @@ def chosen_fields(flags: dict[str, Any], defaults: Defaults) -> set[str]:
     """The job fields this user chose, by a flag now or by a saved setting."""
     names = set(flags) | {k for k, v in defaults.values.items() if v not in (None, "")}
     return {_CHOSEN_BY[n] for n in names if n in _CHOSEN_BY}
-
-
-def _preflight(backend: Backend, spec: JobSpec) -> list[Problem]:
-    """Ask a backend that can tell in advance whether it can honour ``spec`` as asked.
-
-    Vendors map what they cannot do (a size, an image count) to their nearest valid value and
-    say so, or refuse before any call; the notes end up in the result's caption.
-    """
-    check = getattr(backend, "check", None)
-    if check is None:
-        return []
-    return list(check(spec))
 
 
 # --- admission -------------------------------------------------------------------------------
@@ -210,7 +187,9 @@ async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | N
     if not backend.supports(spec):
         raise UserFacingError("error-backend-cannot", backend=backend_name, kind=spec.kind)
     await _know_extras(backend, spec)
-    notes = list(notes or []) + [n for n in _preflight(backend, spec)
+    # Vendors map what they cannot do (a size, an image count) to their nearest valid value and
+    # say so, or refuse before any call; the notes end up in the result's caption.
+    notes = list(notes or []) + [n for n in preflight(backend, spec)
                                  if n.key not in _FIELD_NOTES or n.args.get("what") in (chosen or set())]
     cost = 0 if ctx.admin else s.config.cost_of(backend_name)
     coords = ChatCoordinates(

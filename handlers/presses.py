@@ -13,6 +13,7 @@ import io
 
 from PIL import Image
 
+from engine.backend import accepts
 from engine.errors import UserFacingError
 from engine.jobs import GenerationBase, Img2Img, JobSpec, Upscale
 from handlers import admission
@@ -75,7 +76,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     backends = ctx.services.backends
     # A backend that cannot take the variation (zhiqite without a public address for the
     # picture, say) hands it to the default backend rather than refusing the press.
-    backend = job.backend if job.backend in backends and admission.preflight_ok(backends[job.backend], spec3) \
+    backend = job.backend if job.backend in backends and accepts(backends[job.backend], spec3) \
         else ctx.services.config.default_backend
     if backend != job.backend and isinstance(job.spec, Upscale):
         spec3 = spec3.model_copy(update={"model": ""})  # the tool's model means nothing to a generator

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.backend import Backend, CancelToken, Finished, Notice, Progress, ResultImage, Work
+from engine.backend import Backend, CancelToken, Finished, Notice, Progress, ResultImage, Work, accepts
 from engine.errors import BackendError, JobCancelled, UserFacingError
 from engine.jobs import GenerationBase, JobSpec
 from engine.scheduler import Scheduler
@@ -183,7 +183,7 @@ class JobRunner:
             if name != job.backend and isinstance(spec, GenerationBase):
                 # Model names belong to one backend; a fallback uses its own default model.
                 spec = spec.model_copy(update={"model": ""})
-            if not backend.supports(spec) or (name != job.backend and not _takes(backend, spec)):
+            if not (backend.supports(spec) if name == job.backend else accepts(backend, spec)):
                 continue  # a fallback that would refuse the job (no LoRA there, say) is skipped
             try:
                 return name, spec, await self._run_backend(job, backend, live, spec)
@@ -277,17 +277,6 @@ class JobRunner:
             if job is not None and job.state is JobState.QUEUED:
                 t = Translator(job.language)
                 await self.statuses.edit(job, status_queued(t, position), buttons=cancel_buttons(t, job.id))
-
-
-def _takes(backend: Backend, spec: JobSpec) -> bool:
-    check = getattr(backend, "check", None)
-    if check is None:
-        return True
-    try:
-        check(spec)
-    except UserFacingError:
-        return False
-    return True
 
 
 def _plain(args: dict) -> dict:  # type: ignore[type-arg]
