@@ -281,7 +281,6 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack, backends:
         fleet.lanes_source = scheduler.lanes
     default_backend = settings.default_backend if settings.default_backend in backends else next(
         (b for b in backends if b != "tools"), settings.default_backend)
-    default_models = {name: str(getattr(b, "default_model", "") or "") for name, b in backends.items()}
     config = AppConfig(
         default_backend=default_backend,
         default_model=settings.default_model,
@@ -289,7 +288,6 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack, backends:
         max_queued_per_user=settings.max_queued_per_user,
         cost_of=settings.cost_of,
         is_admin=settings.is_admin,
-        default_models={k: v for k, v in default_models.items() if v},
     )
     services = Services(storage=storage, media=media, scheduler=scheduler, runner=runner, statuses=statuses,
                         backends=backends, config=config, fleet=fleet)

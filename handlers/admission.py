@@ -80,7 +80,8 @@ async def models_of(services: Services, backend_name: str) -> list[ModelInfo]:
 
 def default_model_of(services: Services, backend_name: str) -> str | None:
     """The model a backend uses when nobody chose one: its own, never another backend's."""
-    return services.config.default_models.get(backend_name)
+    backend = services.backends.get(backend_name)
+    return str(getattr(backend, "default_model", "") or "") or None
 
 
 async def model_for(ctx: Ctx, backend_name: str, flags: dict[str, Any], defaults: Defaults) -> ModelInfo:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engine.backend import Backend
@@ -26,8 +26,6 @@ class AppConfig:
     max_queued_per_user: int = 3
     cost_of: Callable[[str], int] = lambda backend: 1
     is_admin: Callable[[str, str], bool] = lambda platform, user_id: False
-    # Each backend's own default model (a vendor's is not the local engine's).
-    default_models: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
