@@ -155,11 +155,13 @@ async def _know_extras(backend: Backend, spec: JobSpec) -> None:
         log.warning("catalogues of %s could not be fetched", getattr(backend, "name", "?"), exc_info=True)
 
 
+# Flags a re-run may change (a reply with only flags, handlers/imagine.py), and the job field
+# each one sets.
+RERUN_FIELDS = {"seed": "seed", "no": "negative_prompt", "n": "n", "steps": "steps", "cfg": "cfg",
+                "strength": "strength", "style": "style", "model": "model"}
 # Which job fields a flag or a setting chooses: a vendor's note about a field is shown only
 # when the user chose it ("paint4 ignores the seed" to someone who gave none is noise).
-_CHOSEN_BY = {"seed": "seed", "no": "negative_prompt", "negative": "negative_prompt", "steps": "steps",
-              "cfg": "cfg", "style": "style", "model": "model", "size": "size", "ar": "size", "side": "size",
-              "n": "n", "strength": "strength"}
+_CHOSEN_BY = {**RERUN_FIELDS, "negative": "negative_prompt", "size": "size", "ar": "size", "side": "size"}
 _FIELD_NOTES = ("vendor-note-ignored", "vendor-note-mapped")
 
 

@@ -16,9 +16,8 @@ from storage.records import JobRecord
 
 router = Router()
 
-# Flags a re-run may change, and the job field each one sets.
-RERUN_FIELDS = {"seed": "seed", "no": "negative_prompt", "n": "n", "steps": "steps", "cfg": "cfg",
-                "strength": "strength", "style": "style", "model": "model"}
+# Flags a re-run may change, and the job field each one sets (one table, beside chosen_fields).
+RERUN_FIELDS = admission.RERUN_FIELDS
 
 
 @router.command("imagine")
