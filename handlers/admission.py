@@ -20,7 +20,7 @@ from engine.errors import Problem, UserFacingError
 from engine.jobs import MAX_SEED, GenerationBase, JobSpec
 from engine.scheduler import QueueFull
 from handlers.context import Ctx, Services
-from handlers.flags import FlagError, ParsedPrompt
+from handlers.flags import CONSOLE_ONLY_FLAGS, FlagError, ParsedPrompt
 from handlers.images import load_upload, normalized_png
 from handlers.presenting import cancel_buttons, status_queued
 from handlers.requests import Defaults
@@ -106,7 +106,7 @@ async def model_for(ctx: Ctx, backend_name: str, flags: dict[str, Any], defaults
 def refuse_local_paths(parsed: ParsedPrompt) -> None:
     # Only the console adapter turns --image/--mask/--face into attachments; anywhere else
     # they would name files on the server.
-    for flag in ("image", "mask", "face"):
+    for flag in CONSOLE_ONLY_FLAGS:
         if flag in parsed.flags:
             raise FlagError("error-flag-console-only", flag="--" + flag)
 

@@ -220,6 +220,7 @@ def flag(name: str) -> FlagSpec:
     return _BY_NAME[name]
 _BY_NAME = {alias: spec for spec in FLAGS for alias in (spec.name, *spec.aliases)}
 KNOWN_FLAGS = tuple(spec.name for spec in FLAGS)
+CONSOLE_ONLY_FLAGS = tuple(spec.name for spec in FLAGS if spec.console_only)  # image, mask, face
 
 
 @dataclass(frozen=True)
