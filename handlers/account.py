@@ -49,7 +49,7 @@ async def models(ctx: Ctx, rest: str, incoming: Incoming) -> None:
     page = 1
     if len(words) >= 2 and words[-2].lower() == "page" and words[-1].isdigit():
         page, words = max(1, int(words[-1])), words[:-2]
-    backends = [b for b in sorted(ctx.services.backends) if b != ctx.services.config.tools_backend]
+    backends = admission.generator_backends(ctx.services)
     if words and words[0] in ctx.services.backends:
         await ctx.reply(await _one_backend(ctx, words[0], " ".join(words[1:]), page))
         return

@@ -51,11 +51,22 @@ async def defaults(ctx: Ctx) -> Defaults:
     return Defaults.merge({**space, **chat}, ctx.user.settings)
 
 
+def known_backend(services: Services, name: str) -> Backend:
+    """The backend called ``name``, or a refusal that lists the backends there are."""
+    backend = services.backends.get(name)
+    if backend is None:
+        raise UserFacingError("error-backend-unknown", backend=name, choices=", ".join(sorted(services.backends)))
+    return backend
+
+
+def generator_backends(services: Services) -> list[str]:
+    """The backends that make pictures (every one but the tools), sorted by name."""
+    return sorted(b for b in services.backends if b != services.config.tools_backend)
+
+
 def backend_for(ctx: Ctx, flags: dict[str, Any], defaults: Defaults) -> str:
-    backends = ctx.services.backends
     name = flags.get("backend") or defaults.get("backend") or ctx.services.config.default_backend
-    if name not in backends:
-        raise UserFacingError("error-backend-unknown", backend=name, choices=", ".join(sorted(backends)))
+    known_backend(ctx.services, name)
     return name
 
 
@@ -184,9 +195,7 @@ async def enqueue(ctx: Ctx, spec: JobSpec, backend_name: str, *, parent: str | N
     s = ctx.services
     if s.paused and not ctx.admin:
         raise UserFacingError("error-paused")
-    backend = s.backends.get(backend_name)
-    if backend is None:
-        raise UserFacingError("error-backend-unknown", backend=backend_name, choices=", ".join(sorted(s.backends)))
+    backend = known_backend(s, backend_name)
     if not backend.supports(spec):
         raise UserFacingError("error-backend-cannot", backend=backend_name, kind=spec.kind)
     await _know_extras(backend, spec)

@@ -122,9 +122,7 @@ async def check_setting(ctx: Ctx, key: str, value: str) -> Any:
         validate({"kind": "txt2img", "prompt": "x", "cfg": cfg})
         return cfg
     if key == "backend":
-        backends = ctx.services.backends
-        if value not in backends:
-            raise UserFacingError("error-backend-unknown", backend=value, choices=", ".join(sorted(backends)))
+        admission.known_backend(ctx.services, value)
         return value
     if key == "model":
         merged = await admission.defaults(ctx)
@@ -161,7 +159,7 @@ def settings_buttons(ctx: Ctx) -> list[list[Button]]:
         [Button(f"n={n}", f"s:n:{n}") for n in (1, 2, 4)],
         [Button(name, f"s:lang:{code}") for code, name in LANGUAGES.items()],
     ]
-    backends = sorted(b for b in ctx.services.backends if b != ctx.services.config.tools_backend)
+    backends = admission.generator_backends(ctx.services)
     if len(backends) > 1:
         rows.append([Button(b, f"s:backend:{b}") for b in backends[:5]])
     return rows

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from handlers.admission import models_of
+from handlers.admission import generator_backends, models_of
 from handlers.context import Services
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ class Suggestions:
         return found[:LIMIT]
 
     def backends(self, typed: str = "") -> list[str]:
-        tools = self.services.config.tools_backend
-        names = sorted(b for b in self.services.backends if b != tools)
+        names = generator_backends(self.services)
         return [b for b in names if typed.lower() in b.lower()][:LIMIT]
 
     async def warm(self) -> None:
