@@ -41,15 +41,21 @@ async def settings(ctx: Ctx, rest: str, incoming: Incoming) -> None:
         key, value = words[0].lower(), " ".join(words[1:])
         if key == "pool" and scope == "user":
             raise UserFacingError("error-chat-admin-only")
-        change = await check_setting(ctx, key, value)
-        if key == "lang":
-            await ctx.services.storage.set_language(ctx.user.id, change)
-            ctx.t = Translator(change)
-        else:
-            await _save(ctx, scope, {key: change})
+        await _save_setting(ctx, scope, key, await check_setting(ctx, key, value))
     elif words:
         raise UserFacingError("error-settings-usage")
     await ctx.reply(await settings_text(ctx), buttons=settings_buttons(ctx))
+
+
+async def _save_setting(ctx: Ctx, scope: str, key: str, change: Any) -> None:
+    """Save one checked setting: the language is always the user's own (and the answer is in
+    it at once); any other setting goes to ``scope``."""
+    if key == "lang":
+        await ctx.services.storage.set_language(ctx.user.id, change)
+        ctx.t = Translator(change)
+        ctx.user = await ctx.services.storage.user(ctx.user.platform, ctx.user.ext_id)
+    else:
+        await _save(ctx, scope, {key: change})
 
 
 async def _save(ctx: Ctx, scope: str, changes: dict[str, Any]) -> None:
@@ -71,7 +77,7 @@ async def lang(ctx: Ctx, rest: str, incoming: Incoming) -> None:
         await ctx.services.storage.set_language(ctx.user.id, code)
         await ctx.reply(Translator(code)("lang-set", lang=LANGUAGES[code]))
         return
-    await ctx.reply(ctx.t("lang-choose"), buttons=[[Button(name, f"s:lang:{c}") for c, name in LANGUAGES.items()]])
+    await ctx.reply(ctx.t("lang-choose"), buttons=[_language_row()])
 
 
 @router.press("s")
@@ -80,13 +86,7 @@ async def setting_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     key, _, value = payload.partition(":")
     if key not in PRESSABLE:
         raise UserFacingError("press-invalid")
-    change = await check_setting(ctx, key, value)
-    if key == "lang":
-        await ctx.services.storage.set_language(ctx.user.id, change)
-        ctx.t = Translator(change)
-    else:
-        await ctx.services.storage.update_user_settings(ctx.user.id, {key: change})
-    ctx.user = await ctx.services.storage.user(ctx.user.platform, ctx.user.ext_id)
+    await _save_setting(ctx, "user", key, await check_setting(ctx, key, value))
     await ctx.answer(ctx.t("settings-saved"))
     try:
         await ctx.messenger.edit_text(MessageRef(ctx.press.chat, ctx.press.message_id), await settings_text(ctx),
@@ -157,9 +157,14 @@ def settings_buttons(ctx: Ctx) -> list[list[Button]]:
     rows = [
         [Button(a, f"s:ar:{a}") for a in ASPECTS],
         [Button(f"n={n}", f"s:n:{n}") for n in (1, 2, 4)],
-        [Button(name, f"s:lang:{code}") for code, name in LANGUAGES.items()],
+        _language_row(),
     ]
     backends = admission.generator_backends(ctx.services)
     if len(backends) > 1:
         rows.append([Button(b, f"s:backend:{b}") for b in backends[:5]])
     return rows
+
+
+def _language_row() -> list[Button]:
+    """One button per language (payload "s:lang:CODE"), for /lang and the /settings panel."""
+    return [Button(name, f"s:lang:{code}") for code, name in LANGUAGES.items()]
