@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.wiring import Runtime
+from handlers.flags import FLAG_DASH_PATTERN
 from handlers.port import Button, ChatRef, Delivered, Incoming, MessageRef, OutImage, Press, UserRef
 from locales import Translator
 
-_FILE_FLAG = re.compile(r"(?:--|—|–)(image|img|mask|face)\s+(\"[^\"]+\"|'[^']+'|\S+)")
+_FILE_FLAG = re.compile(FLAG_DASH_PATTERN + r"(image|img|mask|face)\s+(\"[^\"]+\"|'[^']+'|\S+)")
 
 
 class ConsoleMessenger:

@@ -22,7 +22,7 @@ import sqlite3
 from engine.errors import UserFacingError
 from handlers import account, admin, imagine, pictures, presses, settings, tools
 from handlers.context import AppConfig, Ctx, Services
-from handlers.flags import split_command
+from handlers.flags import split_command, starts_with_flag
 from handlers.port import ChatRef, Incoming, Messenger, Outcome, Press, UserRef
 from handlers.requests import InvalidRequest
 from handlers.router import Router
@@ -97,7 +97,7 @@ class App:
         """What a message without a command means: plain text in a private chat is a prompt;
         only flags in reply to one of our results re-run it (groups too); a bare picture in a
         private chat asks what to do with it. Other chatter in groups is not for us."""
-        flags_only = rest.startswith(("--", "—", "–"))
+        flags_only = starts_with_flag(rest)
         if incoming.reply_to_message_id and flags_only:
             return "imagine"
         if not incoming.chat.is_private:

@@ -29,8 +29,15 @@ from engine.jobs import (
     is_extra_name,
 )
 
-# Phones turn "--" into an em or en dash; accept those spellings too.
-_FLAG_RE = re.compile(r"(?:(?<=\s)|^)(?:--|—|–)([A-Za-z][A-Za-z0-9_-]*)")
+# Phones turn "--" into an em or en dash; accept those spellings too (every platform does).
+FLAG_DASHES = ("--", "—", "–")
+FLAG_DASH_PATTERN = "(?:" + "|".join(re.escape(d) for d in FLAG_DASHES) + ")"  # any one of them, in a regex
+_FLAG_RE = re.compile(r"(?:(?<=\s)|^)" + FLAG_DASH_PATTERN + r"([A-Za-z][A-Za-z0-9_-]*)")
+
+
+def starts_with_flag(text: str) -> bool:
+    """Whether ``text`` begins with a flag ("--seed 9", or a phone's "—seed 9")."""
+    return text.startswith(FLAG_DASHES)
 
 
 class FlagError(UserFacingError):

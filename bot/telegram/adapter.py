@@ -14,6 +14,7 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery, Chat, InaccessibleMessage, Message, User
 
+from handlers.flags import starts_with_flag
 from handlers.port import ChatRef, DownloadRefused, Handlers, Incoming, Outcome, Press, UserRef
 from locales import normalize_language, tr
 
@@ -123,7 +124,7 @@ class TelegramAdapter:
         """A reply to one of our messages with only flags ("--seed 9"): a re-run, also in groups."""
         replied = message.reply_to_message
         ours = replied is not None and replied.from_user is not None and replied.from_user.id == self.bot.id
-        return ours and text.lstrip().startswith(("--", "—", "–"))
+        return ours and starts_with_flag(text.lstrip())
 
     def addressed_to_us(self, text: str) -> bool:
         """``/cmd@otherbot`` belongs to another bot in the group."""
