@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from typing import Any
 
 from engine.backend import Backend, ModelInfo, preflight
 from engine.errors import Problem, UserFacingError
-from engine.jobs import MAX_SEED, GenerationBase, JobSpec
+from engine.jobs import GenerationBase, JobSpec
 from engine.scheduler import QueueFull
 from handlers.context import Ctx, Services
 from handlers.flags import CONSOLE_ONLY_FLAGS, FlagError, ParsedPrompt
@@ -28,10 +27,6 @@ from storage.records import ChatCoordinates, JobRecord
 from storage.store import QuotaExceeded, TooManyQueued
 
 log = logging.getLogger(__name__)
-
-
-def fresh_seed() -> int:
-    return secrets.randbelow(MAX_SEED + 1)
 
 
 def space_key(space_id: str) -> str:

@@ -10,7 +10,7 @@ from handlers import admission
 from handlers.context import Ctx
 from handlers.flags import ParsedPrompt, parse_prompt
 from handlers.port import Incoming
-from handlers.requests import build_generation, extras_from_flags, size_for_aspect, with_changes
+from handlers.requests import build_generation, extras_from_flags, fresh_seed, size_for_aspect, with_changes
 from handlers.router import Router
 from storage.records import JobRecord
 
@@ -74,7 +74,7 @@ async def rerun_with_flags(ctx: Ctx, job: JobRecord, parsed: ParsedPrompt) -> No
     if not isinstance(job.spec, GenerationBase):
         raise UserFacingError("error-rerun-not-generation")
     changes: dict[str, Any] = {field: parsed.flags[flag] for flag, field in RERUN_FIELDS.items() if flag in parsed.flags}
-    changes.setdefault("seed", admission.fresh_seed())
+    changes.setdefault("seed", fresh_seed())
     if "ar" in parsed.flags or "size" in parsed.flags:
         side = int((job.spec.width * job.spec.height) ** 0.5)
         w, h = parsed.flags.get("size") or size_for_aspect(parsed.flags["ar"], side)

@@ -18,7 +18,7 @@ from engine.errors import UserFacingError
 from engine.jobs import GenerationBase, Img2Img, JobSpec, Upscale
 from handlers import admission
 from handlers.context import Ctx
-from handlers.requests import with_changes
+from handlers.requests import fresh_seed, with_changes
 from handlers.router import Router
 from storage.records import JobState
 
@@ -51,7 +51,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     # the job is written (so a refusal, e.g. quota, still comes back as an alert on the press).
     if kind == "r":
         assert isinstance(job.spec, GenerationBase)
-        spec = with_changes(job.spec, seed=admission.fresh_seed())
+        spec = with_changes(job.spec, seed=fresh_seed())
         await admission.enqueue(ctx, spec, job.backend, parent=job.id)
         return
     if not index_text.isdigit() or int(index_text) >= len(job.results) or not job.results[int(index_text)].media_key:
@@ -68,7 +68,7 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     size = await asyncio.to_thread(_size_of, ctx.services.media.read, source)
     data = base.model_dump()
     n = base.n if base is job.spec else 1
-    data.update(kind="img2img", init_image=source, strength=0.55, seed=admission.fresh_seed(), n=n,
+    data.update(kind="img2img", init_image=source, strength=0.55, seed=fresh_seed(), n=n,
                 width=max(64, min(2048, size[0] // 8 * 8)), height=max(64, min(2048, size[1] // 8 * 8)))
     for extra in ("mask_image", "control_image", "control_type", "control_scale", "image", "scale"):
         data.pop(extra, None)

@@ -28,6 +28,11 @@ class InvalidRequest(UserFacingError):
         super().__init__(first.key, **first.args)
 
 
+def fresh_seed() -> int:
+    """A random seed for a job whose user gave none."""
+    return secrets.randbelow(MAX_SEED + 1)
+
+
 def size_for_aspect(aspect: tuple[int, int], side: int) -> tuple[int, int]:
     """Width and height with about ``side``² pixels at ``aspect``, each a multiple of 8."""
     w, h = aspect
@@ -93,7 +98,7 @@ def build_generation(
         if aspect is None and image_size is not None:
             aspect = image_size  # keep the picture's shape for img2img and friends
         width, height = within_limits(*size_for_aspect(aspect or (1, 1), side))
-    seed = flags["seed"] if "seed" in flags else secrets.randbelow(MAX_SEED + 1)
+    seed = flags["seed"] if "seed" in flags else fresh_seed()
     data: dict[str, Any] = {
         "kind": kind,
         "prompt": prompt,
