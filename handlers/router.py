@@ -6,7 +6,7 @@
     async def balance(ctx: Ctx, rest: str, incoming: Incoming) -> None: ...
 
     @router.press("s")                      # button payloads "s:..."
-    async def setting_pressed(ctx: Ctx, payload: str) -> None: ...
+    async def setting_pressed(ctx: Ctx, kind: str, payload: str) -> None: ...
 
 ``handlers/app.py`` includes every feature's router and is the one place that turns a
 user-facing error into an answer.
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 CommandHandler = Callable[["Ctx", str, "Incoming"], Awaitable[None]]
 PressHandler = Callable[["Ctx", str, str], Awaitable[None]]  # ctx, kind, payload
-F = TypeVar("F")
+H = TypeVar("H")
 
 
 class Router:
@@ -32,23 +32,20 @@ class Router:
         self.presses: dict[str, PressHandler] = {}
 
     def command(self, *names: str) -> Callable[[CommandHandler], CommandHandler]:
-        def register(fn: CommandHandler) -> CommandHandler:
-            for name in names:
-                if name in self.commands:
-                    raise ValueError(f"/{name} is registered twice")
-                self.commands[name] = fn
-            return fn
-
-        return register
+        """Commands ``/name``; ``names`` are the commands this handler takes."""
+        return self._register(self.commands, names, "/{}")
 
     def press(self, *kinds: str) -> Callable[[PressHandler], PressHandler]:
         """Button payloads ``kind:...``; ``kinds`` are the prefixes this handler takes."""
+        return self._register(self.presses, kinds, "press {!r}")
 
-        def register(fn: PressHandler) -> PressHandler:
-            for kind in kinds:
-                if kind in self.presses:
-                    raise ValueError(f"press {kind!r} is registered twice")
-                self.presses[kind] = fn
+    @staticmethod
+    def _register(table: dict[str, H], keys: tuple[str, ...], what: str) -> Callable[[H], H]:
+        def register(fn: H) -> H:
+            for key in keys:
+                if key in table:
+                    raise ValueError(f"{what.format(key)} is registered twice")
+                table[key] = fn
             return fn
 
         return register
@@ -57,6 +54,6 @@ class Router:
         for other in routers:
             for name, fn in other.commands.items():
                 self.command(name)(fn)
-            for kind, fn in other.presses.items():
-                self.press(kind)(fn)
+            for kind, pressed in other.presses.items():
+                self.press(kind)(pressed)
         return self
