@@ -141,7 +141,7 @@ class JobRunner:
         live = self._live.setdefault(job_id, _Live())
         try:
             name, spec, images = await self._generate(job, live)
-            records = await self._store_images(job, name, images)
+            records = await self._store_images(name, spec, images)
             if name == job.backend:
                 stored = await self.storage.set_results(job.id, records)
             else:
@@ -231,9 +231,10 @@ class JobRunner:
                     return event.images
         raise BackendError("error-backend-no-result", backend=backend.name)
 
-    async def _store_images(self, job: JobRecord, backend: str, images: list[ResultImage]) -> list[ResultRecord]:
-        """Each picture into the media store with its parameters, off the event loop: a
-        1024² PNG costs a hundred milliseconds to re-encode, during which every chat waits."""
+    async def _store_images(self, backend: str, spec: JobSpec, images: list[ResultImage]) -> list[ResultRecord]:
+        """Each picture into the media store with the parameters of ``spec``, the spec that ran
+        (after a fallback, not quite the job's), off the event loop: a 1024² PNG costs a
+        hundred milliseconds to re-encode, during which every chat waits."""
 
         def store() -> list[ResultRecord]:
             records: list[ResultRecord] = []
@@ -242,7 +243,7 @@ class JobRunner:
                     records.append(ResultRecord("", image.seed, image.withheld_reason or "withheld"))
                     continue
                 png = image.png if image.stamped else stamp_png(
-                    image.png, parameters_text(job.spec, seed=image.seed, backend=backend))
+                    image.png, parameters_text(spec, seed=image.seed, backend=backend))
                 records.append(ResultRecord(self.media.put(png), image.seed))
             return records
 
