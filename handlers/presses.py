@@ -18,7 +18,7 @@ from engine.errors import UserFacingError
 from engine.jobs import GenerationBase, Img2Img, JobSpec, Upscale
 from handlers import admission
 from handlers.context import Ctx
-from handlers.requests import fresh_seed, with_changes
+from handlers.requests import fresh_seed, with_changes, within_limits
 from handlers.router import Router
 from storage.records import JobState
 
@@ -68,8 +68,8 @@ async def job_pressed(ctx: Ctx, kind: str, payload: str) -> None:
     size = await asyncio.to_thread(_size_of, ctx.services.media.read, source)
     data = base.model_dump()
     n = base.n if base is job.spec else 1
-    data.update(kind="img2img", init_image=source, strength=0.55, seed=fresh_seed(), n=n,
-                width=max(64, min(2048, size[0] // 8 * 8)), height=max(64, min(2048, size[1] // 8 * 8)))
+    width, height = within_limits(*size)  # a picture larger than a job may be: scaled down, same shape
+    data.update(kind="img2img", init_image=source, strength=0.55, seed=fresh_seed(), n=n, width=width, height=height)
     for extra in ("mask_image", "control_image", "control_type", "control_scale", "image", "scale"):
         data.pop(extra, None)
     spec3 = Img2Img.model_validate(data)

@@ -1,5 +1,5 @@
-"""Handler bugs, each pinned by a test: a fallback's pictures carry the parameters of the
-spec that ran."""
+"""Two handler bugs, each pinned by a test: a fallback's pictures carry the parameters of the
+spec that ran, and V on a picture larger than a job may be keeps the picture's shape."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from engine.errors import BackendError
 from engine.jobs import GenerationBase, JobSpec
 from handlers.images import read_parameters
 from storage.records import JobState
-from tests.chat_recorder import RecordingMessenger, say, started_runtime
+from tests.chat_recorder import RecordingMessenger, press, say, started_runtime
 
 
 def _png(size: tuple[int, int]) -> bytes:
@@ -75,3 +75,19 @@ async def test_a_fallbacks_pictures_are_stamped_with_the_spec_that_ran(tmp_path)
     finally:
         await runtime.stop()
 
+
+async def test_vary_of_a_picture_taller_than_a_job_may_be_keeps_its_shape(tmp_path) -> None:
+    painter = Painter("painter", size=(1024, 4096))  # an upscaled picture, say: 1:4
+    runtime, chat = await _runtime(tmp_path, {"painter": painter}, default_backend="painter")
+    try:
+        await runtime.app.handle_message(say("/imagine a tower --size 256x1024"), chat)
+        await runtime.wait_idle()
+        (job,) = await runtime.storage.recent_jobs()
+        assert job.state is JobState.DONE
+        await runtime.app.handle_press(press(f"v:{job.id}:0"), chat)
+        await runtime.wait_idle()
+        vary = painter.works[-1].spec
+        assert vary.kind == "img2img"
+        assert (vary.width, vary.height) == (512, 2048)  # 1:4 still, within the largest side
+    finally:
+        await runtime.stop()
