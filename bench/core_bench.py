@@ -122,7 +122,7 @@ class Sink:
         return None
 
     async def send_images(self, chat, images, *, caption, buttons=None, reply_to=None, as_files=False,  # type: ignore[no-untyped-def]
-                          status=None):
+                          status=None, notify=""):
         self.images += len(images)
         return Delivered([self._id(chat)])
 

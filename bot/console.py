@@ -102,7 +102,7 @@ class ConsoleMessenger:
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
                           buttons: list[list[Button]] | None = None, reply_to: str | None = None,
-                          as_files: bool = False, status: MessageRef | None = None) -> Delivered:
+                          as_files: bool = False, status: MessageRef | None = None, notify: str = "") -> Delivered:
         mid = str(next(self._ids))
         lines = [caption]
         paths = await asyncio.to_thread(self._save, images)  # disk writes off the event loop

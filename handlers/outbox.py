@@ -136,7 +136,8 @@ class Outbox:
                     with attempt:
                         delivered = await messenger.send_images(
                             chat_of(job), images, caption=caption, buttons=buttons,
-                            reply_to=job.chat.request_message_id, as_files=as_files, status=status)
+                            reply_to=job.chat.request_message_id, as_files=as_files, status=status,
+                            notify=job.chat.requester_mention)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -153,12 +153,14 @@ class Messenger(Protocol):
     async def send_images(
         self, chat: ChatRef, images: list[OutImage], *, caption: str,
         buttons: list[list[Button]] | None = None, reply_to: str | None = None, as_files: bool = False,
-        status: MessageRef | None = None,
+        status: MessageRef | None = None, notify: str = "",
     ) -> Delivered:
         """Deliver results. Never dropped: waits out flood limits and retries.
 
         ``as_files``: the user asked for originals (PNG documents, no recompression).
         ``status``: the job's status message, which the adapter may turn into the result.
+        ``notify``: the requester's mention in the caption (empty in private chats): the one
+        mention a platform that pings (Discord) lets notify anybody; prompts are user text.
         """
         ...
 

@@ -66,7 +66,7 @@ class RecordingMessenger:
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
                           buttons: list[list[Button]] | None = None, reply_to: str | None = None,
-                          as_files: bool = False, status: MessageRef | None = None) -> Delivered:
+                          as_files: bool = False, status: MessageRef | None = None, notify: str = "") -> Delivered:
         mid = str(next(self._ids))
         self._add(Shown("images", chat.chat_id, caption, mid, images=images, buttons=buttons or [], as_files=as_files))
         return Delivered([MessageRef(chat, mid)])

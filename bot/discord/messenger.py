@@ -278,7 +278,7 @@ class DiscordMessenger:
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
                           buttons: list[list[Button]] | None = None, reply_to: str | None = None,
-                          as_files: bool = False, status: MessageRef | None = None) -> Delivered:
+                          as_files: bool = False, status: MessageRef | None = None, notify: str = "") -> Delivered:
         """New messages (so the result lands at the bottom and the mention in the caption
         notifies the requester); the status message makes way. ``as_files``: Discord never
         recompresses attachments, so originals are simply the PNGs."""
@@ -290,18 +290,18 @@ class DiscordMessenger:
             first = start == 0
             message = await self._send_pictures(chat, group, caption=caption if first else "",
                                                 buttons=buttons if first else None,
-                                                reply_to=reply_to if first else None)
+                                                reply_to=reply_to if first else None,
+                                                mentions=ping_only(notify) if first else NO_PINGS)
             refs.append(MessageRef(chat, str(message.id)))
         return Delivered(refs)
 
     async def _send_pictures(self, chat: ChatRef, images: list[OutImage], *, caption: str,
-                             buttons: list[list[Button]] | None, reply_to: str | None) -> discord.Message:
+                             buttons: list[list[Button]] | None, reply_to: str | None,
+                             mentions: discord.AllowedMentions) -> discord.Message:
         channel = self._channel(chat)
         reference = self._reference(chat, reply_to)
         view = view_of(buttons)
         limit = self.upload_limit(chat)
-        # The caption's last line is the requester's mention in servers (handlers/presenting.py).
-        mentions = ping_only(caption.rsplit("\n", 1)[-1]) if caption else NO_PINGS
 
         def fit_all(limit: int) -> list[uploads.Fitted]:
             return [uploads.fit(i.png, i.filename, limit) for i in images]

@@ -248,7 +248,7 @@ class TelegramMessenger:
 
     async def send_images(self, chat: ChatRef, images: list[OutImage], *, caption: str,
                           buttons: list[list[Button]] | None = None, reply_to: str | None = None,
-                          as_files: bool = False, status: MessageRef | None = None) -> Delivered:
+                          as_files: bool = False, status: MessageRef | None = None, notify: str = "") -> Delivered:
         if not images:
             return Delivered([])
         caption = cut_utf16(caption, CAPTION_LIMIT)
