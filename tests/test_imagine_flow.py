@@ -15,14 +15,6 @@ from tests.chat_recorder import GROUP, RecordingMessenger, demo_settings, person
 from tests.images import image_bytes
 
 
-@pytest.fixture
-async def bot(tmp_path, tiny_model_dir):
-    chat = RecordingMessenger()
-    runtime = await started_runtime(demo_settings(tmp_path, tiny_model_dir), chat)
-    yield runtime, chat
-    await runtime.stop()
-
-
 async def _finished(runtime, chat, count=1):
     await chat.wait_for(lambda s: s.kind == "images" and len(chat.of("images")) >= count)
     await runtime.wait_idle()
