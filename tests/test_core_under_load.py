@@ -14,8 +14,7 @@ from bot.outbound import Budget, Limits
 from bot.telegram.messenger import TELEGRAM_LIMITS
 from bot.telegram.runner import run_telegram
 from bot.wiring import build_runtime
-from engine.jobs import Txt2Img
-from storage.records import ChatCoordinates, JobState, ResultRecord
+from storage.records import JobState
 from storage.store import Storage
 from tests.chat_recorder import RecordingMessenger, demo_settings, person, say, started_runtime
 from tests.fake_telegram import FakeTelegram
@@ -139,53 +138,6 @@ async def test_an_upscale_and_a_diffusion_take_turns_on_one_gpu(tmp_path, tiny_m
         assert max(busy) == 1  # never both at once
     finally:
         await runtime.stop()
-
-
-async def test_running_totals_agree_with_the_ledger_after_many_jobs(tmp_path):
-    storage = await Storage.open(tmp_path / "db.sqlite3", daily_free=5)
-    chat = ChatCoordinates(platform="console", chat_id="c", thread_id=None, is_private=True)
-    try:
-        ann = await storage.user("console", "ann")
-        await storage.grant(ann.id, 7)
-        for k in range(12):
-            try:
-                job = await storage.create_job(user_id=ann.id, spec=Txt2Img(prompt="x", n=1 + k % 3),
-                                               backend="local", chat=chat, language="en", cost_per_image=1)
-            except Exception:
-                continue
-            if k % 3 == 0:
-                await storage.end(job.id, JobState.FAILED, error_key="error-internal")
-            else:
-                results = [ResultRecord("a" * 64 + ".png", 1)] + [ResultRecord("", 2, "withheld")] * (job.spec.n - 1)
-                await storage.set_results(job.id, results)
-                await storage.settle(job.id, ["m"])
-        balance = await storage.balance(ann.id)
-        entries = [e for e in await storage.ledger_of_user(ann.id, limit=1000)]
-        credits = sum(e["amount"] for e in entries if e["entry"] in ("grant", "reserve", "refund") and
-                      (e["entry"] == "grant" or "credit" in (e["idem_key"] or "")))
-        free_used = -sum(e["amount"] for e in entries if e["entry"] in ("reserve", "refund") and
-                         ":free" in (e["idem_key"] or ""))
-        assert (balance.credits, balance.free_left_today, balance.reserved) == (credits, 5 - free_used, 0)
-    finally:
-        await storage.close()
-
-
-async def test_a_finished_job_never_moves_backwards(tmp_path):
-    storage = await Storage.open(tmp_path / "db.sqlite3", daily_free=5)
-    chat = ChatCoordinates(platform="console", chat_id="c", thread_id=None, is_private=True)
-    try:
-        ann = await storage.user("console", "ann")
-        job = await storage.create_job(user_id=ann.id, spec=Txt2Img(prompt="x"), backend="local", chat=chat,
-                                       language="en", cost_per_image=1)
-        await storage.set_results(job.id, [ResultRecord("a" * 64 + ".png", 1)])
-        await storage.settle(job.id, ["m1"])
-        assert await storage.end(job.id, JobState.FAILED, error_key="error-internal") is None  # a late writer
-        assert await storage.set_state(job.id, JobState.RUNNING) is False
-        again = await storage.job(job.id)
-        assert again.state is JobState.DONE and again.error_key is None
-        assert [e["entry"] for e in await storage.ledger_of_job(job.id)] == ["reserve", "commit"]
-    finally:
-        await storage.close()
 
 
 async def test_vendor_concurrency_comes_from_the_settings(tmp_path, tiny_model_dir):

@@ -127,3 +127,40 @@ async def test_a_group_pool_pays_first_and_gets_its_refunds(storage):
     assert (await storage.balance(pool.id, daily_free=3)).free_left_today == 3
     await storage.refund(second.id)
     assert (await storage.balance(ann.id)).free_left_today == 5
+
+
+async def test_running_totals_agree_with_the_ledger_after_many_jobs(storage):
+    ann = await storage.user("console", "ann")
+    await storage.grant(ann.id, 7)
+    for k in range(12):
+        try:
+            job = await storage.create_job(user_id=ann.id, spec=Txt2Img(prompt="x", n=1 + k % 3),
+                                           backend="local", chat=CHAT, language="en", cost_per_image=1)
+        except Exception:
+            continue
+        if k % 3 == 0:
+            await storage.end(job.id, JobState.FAILED, error_key="error-internal")
+        else:
+            results = [ResultRecord("a" * 64 + ".png", 1)] + [ResultRecord("", 2, "withheld")] * (job.spec.n - 1)
+            await storage.set_results(job.id, results)
+            await storage.settle(job.id, ["m"])
+    balance = await storage.balance(ann.id)
+    entries = [e for e in await storage.ledger_of_user(ann.id, limit=1000)]
+    credits = sum(e["amount"] for e in entries if e["entry"] in ("grant", "reserve", "refund") and
+                  (e["entry"] == "grant" or "credit" in (e["idem_key"] or "")))
+    free_used = -sum(e["amount"] for e in entries if e["entry"] in ("reserve", "refund") and
+                     ":free" in (e["idem_key"] or ""))
+    assert (balance.credits, balance.free_left_today, balance.reserved) == (credits, 5 - free_used, 0)
+
+
+async def test_a_finished_job_never_moves_backwards(storage):
+    ann = await storage.user("console", "ann")
+    job = await storage.create_job(user_id=ann.id, spec=Txt2Img(prompt="x"), backend="local", chat=CHAT,
+                                   language="en", cost_per_image=1)
+    await storage.set_results(job.id, [ResultRecord("a" * 64 + ".png", 1)])
+    await storage.settle(job.id, ["m1"])
+    assert await storage.end(job.id, JobState.FAILED, error_key="error-internal") is None  # a late writer
+    assert await storage.set_state(job.id, JobState.RUNNING) is False
+    again = await storage.job(job.id)
+    assert again.state is JobState.DONE and again.error_key is None
+    assert [e["entry"] for e in await storage.ledger_of_job(job.id)] == ["reserve", "commit"]
